@@ -1,0 +1,53 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "marblerun-swift",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "Manifest", targets: ["Manifest"]),
+        .executable(name: "marblerun", targets: ["marblerun"]),
+        .executable(name: "bench", targets: ["bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.10.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
+    ],
+    targets: [
+        // The manifest model, validation and template engine. Pure: no I/O.
+        .target(
+            name: "Manifest",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        // The `marblerun` command's commands, as a library so tests can drive them.
+        .target(
+            name: "MarblerunCLI",
+            dependencies: [
+                "Manifest",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(name: "marblerun", dependencies: ["MarblerunCLI"]),
+        .executableTarget(name: "bench", dependencies: ["Manifest"], path: "Benchmarks/bench"),
+        .testTarget(
+            name: "ManifestTests",
+            dependencies: [
+                "Manifest",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]
+        ),
+        .testTarget(
+            name: "MarblerunCLITests",
+            dependencies: ["MarblerunCLI", "Manifest"]
+        ),
+    ]
+)

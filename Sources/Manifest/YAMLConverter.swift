@@ -1,0 +1,78 @@
+import Yams
+
+/// Converts a YAML document into the JSON value it stands for, as MarbleRun's CLI does
+/// before it sends a YAML manifest.
+///
+/// Aliases are expanded, so the number of converted nodes is bounded: a "billion laughs"
+/// document is refused instead of exhausting memory.
+struct YAMLConverter {
+    var maximumDepth = 64
+    var maximumNodes = 200_000
+
+    struct Failure: Error {
+        var reason: String
+    }
+
+    func convert(_ text: String) throws(Failure) -> JSONValue {
+        let node: Node?
+        do {
+            node = try Yams.compose(yaml: text)
+        } catch let error as YamlError {
+            throw Failure(reason: Self.describe(error))
+        } catch {
+            throw Failure(reason: "\(error)")
+        }
+        guard let node else { throw Failure(reason: "the document is empty") }
+        var budget = maximumNodes
+        return try convert(node, depth: 0, budget: &budget)
+    }
+
+    private func convert(_ node: Node, depth: Int, budget: inout Int) throws(Failure) -> JSONValue {
+        budget -= 1
+        if budget < 0 { throw Failure(reason: "more than \(maximumNodes) nodes (after expanding aliases)") }
+        if depth > maximumDepth { throw Failure(reason: "nesting deeper than \(maximumDepth) levels") }
+        switch node {
+        case .scalar(let scalar):
+            return try convert(scalar)
+        case .sequence(let sequence):
+            var elements: [JSONValue] = []
+            for element in sequence {
+                elements.append(try convert(element, depth: depth + 1, budget: &budget))
+            }
+            return .array(elements)
+        case .mapping(let mapping):
+            var members: [JSONMember] = []
+            for (key, value) in mapping {
+                guard case .scalar(let keyScalar) = key else {
+                    throw Failure(reason: "a mapping key must be a plain value, not a collection")
+                }
+                members.append(JSONMember(keyScalar.string, try convert(value, depth: depth + 1, budget: &budget)))
+            }
+            return .object(members)
+        }
+    }
+
+    private func convert(_ scalar: Node.Scalar) throws(Failure) -> JSONValue {
+        let node = Node.scalar(scalar)
+        if node.null != nil { return .null }
+        if let value = node.bool { return .bool(value) }
+        if let value = node.int { return .number(String(value)) }
+        if let value = node.float {
+            guard value.isFinite else {
+                throw Failure(reason: "'\(scalar.string.prefix(40))' has no JSON representation")
+            }
+            return .number(value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : "\(value)")
+        }
+        return .string(scalar.string)
+    }
+
+    private static func describe(_ error: YamlError) -> String {
+        switch error {
+        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _):
+            let prefix = context.map { "\($0.text) " } ?? ""
+            return "line \(mark.line), column \(mark.column): \(prefix)\(problem)"
+        default:
+            return "\(error)"
+        }
+    }
+}

@@ -1,0 +1,8 @@
+import MarblerunCLI
+
+@main
+struct MarblerunMain {
+    static func main() async {
+        await MarblerunCommand.main()
+    }
+}

@@ -35,19 +35,24 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "marblerun", dependencies: ["MarblerunCLI"]),
-        .executableTarget(name: "bench", dependencies: ["Manifest"], path: "Benchmarks/bench"),
-        .testTarget(
-            name: "ManifestTests",
+        // What tests and benchmarks share: test data location, generated certificates and keys.
+        .target(
+            name: "ManifestTesting",
             dependencies: [
                 "Manifest",
-                .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
             ]
+        ),
+        .executableTarget(name: "bench", dependencies: ["Manifest", "ManifestTesting"], path: "Benchmarks/bench"),
+        .testTarget(
+            name: "ManifestTests",
+            dependencies: ["Manifest", "ManifestTesting"]
         ),
         .testTarget(
             name: "MarblerunCLITests",
-            dependencies: ["MarblerunCLI", "Manifest"]
+            dependencies: ["MarblerunCLI", "Manifest", "ManifestTesting", "marblerun"]
         ),
     ]
 )

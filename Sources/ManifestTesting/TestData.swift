@@ -1,0 +1,35 @@
+import Foundation
+
+/// The shared, externally made test artefacts (`../shared/testdata` beside the checkout).
+public enum TestData {
+    /// `MARBLERUN_TESTDATA`, or `../shared/testdata` relative to the package root.
+    public static let directory: URL = {
+        if let override = ProcessInfo.processInfo.environment["MARBLERUN_TESTDATA"], !override.isEmpty {
+            return URL(fileURLWithPath: override)
+        }
+        return packageRoot.deletingLastPathComponent().appendingPathComponent("shared/testdata")
+    }()
+
+    /// The root of this package, found from this source file's location.
+    public static let packageRoot: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent()  // ManifestTesting
+        .deletingLastPathComponent()  // Sources
+        .deletingLastPathComponent()
+
+    public static func url(_ relativePath: String) -> URL {
+        directory.appendingPathComponent(relativePath)
+    }
+
+    public static func bytes(_ relativePath: String) throws -> [UInt8] {
+        Array(try Data(contentsOf: url(relativePath)))
+    }
+
+    public static func text(_ relativePath: String) throws -> String {
+        String(decoding: try bytes(relativePath), as: UTF8.self)
+    }
+
+    /// MarbleRun's sample manifests.
+    public static let manifestNames = [
+        "sample-manifest.json", "helloworld.json", "gramine-nginx.json", "occlum-hello.json",
+    ]
+}

@@ -7,6 +7,8 @@ struct ManifestDecoder {
     /// Unknown fields are errors instead of warnings.
     var strict: Bool
     var problems = ProblemList()
+    /// Section → names of entries that were present but unreadable (`*`: the whole section).
+    var undecodable: [String: Set<String>] = [:]
 
     init(strict: Bool) {
         self.strict = strict
@@ -51,19 +53,41 @@ struct ManifestDecoder {
     mutating func decode(_ value: JSONValue) -> Manifest {
         var manifest = Manifest()
         guard let fields = fields(of: value, at: .root, known: Self.manifestFields) else { return manifest }
-        if let (v, p) = fields["Packages"] { manifest.packages = map(v, p) { $0.package($1, $2) } }
-        if let (v, p) = fields["Infrastructures"] { manifest.infrastructures = map(v, p) { $0.infrastructure($1, $2) } }
-        if let (v, p) = fields["Marbles"] { manifest.marbles = map(v, p) { $0.marble($1, $2) } }
-        if let (v, p) = fields["Users"] { manifest.users = map(v, p) { $0.user($1, $2) } }
-        if let (v, p) = fields["Secrets"] { manifest.secrets = map(v, p) { $0.secret($1, $2) } }
-        if let (v, p) = fields["RecoveryKeys"] { manifest.recoveryKeys = map(v, p) { $0.string($1, $2) } }
-        if let (v, p) = fields["Roles"] { manifest.roles = map(v, p) { $0.role($1, $2) } }
-        if let (v, p) = fields["TLS"] { manifest.tls = map(v, p) { $0.tlsTag($1, $2) } }
+        if let (v, p) = fields["Packages"] { manifest.packages = section("Packages", v, p) { $0.package($1, $2) } }
+        if let (v, p) = fields["Infrastructures"] {
+            manifest.infrastructures = section("Infrastructures", v, p) { $0.infrastructure($1, $2) }
+        }
+        if let (v, p) = fields["Marbles"] { manifest.marbles = section("Marbles", v, p) { $0.marble($1, $2) } }
+        if let (v, p) = fields["Users"] { manifest.users = section("Users", v, p) { $0.user($1, $2) } }
+        if let (v, p) = fields["Secrets"] { manifest.secrets = section("Secrets", v, p) { $0.secret($1, $2) } }
+        if let (v, p) = fields["RecoveryKeys"] {
+            manifest.recoveryKeys = section("RecoveryKeys", v, p) { $0.string($1, $2) }
+        }
+        if let (v, p) = fields["Roles"] { manifest.roles = section("Roles", v, p) { $0.role($1, $2) } }
+        if let (v, p) = fields["TLS"] { manifest.tls = section("TLS", v, p) { $0.tlsTag($1, $2) } }
         if let (v, p) = fields["Config"] { manifest.config = config(v, p) ?? Manifest.Config() }
         return manifest
     }
 
     // MARK: Sections
+
+    /// A top-level map section, remembering which entries could not be read.
+    private mutating func section<T>(
+        _ name: String, _ value: JSONValue, _ path: JSONPath, _ element: (inout Self, JSONValue, JSONPath) -> T?
+    ) -> [String: T] {
+        switch value {
+        case .object(let members):
+            let entries = map(value, path, element)
+            let missing = members.map(\.key).filter { entries[$0] == nil }
+            if !missing.isEmpty { undecodable[name, default: []].formUnion(missing) }
+            return entries
+        case .null:
+            return [:]
+        default:
+            undecodable[name] = ["*"]
+            return map(value, path, element)
+        }
+    }
 
     private mutating func package(_ value: JSONValue, _ path: JSONPath) -> Manifest.Package? {
         guard let f = fields(of: value, at: path, known: Self.packageFields) else { return nil }

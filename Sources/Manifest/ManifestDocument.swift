@@ -72,7 +72,12 @@ public struct ManifestDocument: Sendable {
         }
         var decoder = ManifestDecoder(strict: options.strict)
         let manifest = decoder.decode(value)
-        let problems = decoder.problems.problems + ManifestValidator().validate(manifest)
+        let readingProblems = decoder.problems.problems
+        // A value that could not be read is reported once, not again as missing or invalid.
+        let unreadablePaths = Set(readingProblems.filter { $0.severity == .error }.map(\.path))
+        let validation = ManifestValidator().validate(manifest, undecodable: decoder.undecodable)
+            .filter { !unreadablePaths.contains($0.path) }
+        let problems = readingProblems + validation
         return ManifestDocument(
             bytes: bytes, format: format, jsonBytes: jsonBytes, manifest: manifest, problems: problems)
     }

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import X509
 import _CryptoExtras
@@ -11,7 +12,13 @@ public struct ManifestValidator: Sendable {
 
     /// All problems of the manifest, in the order of its sections.
     public func validate(_ manifest: Manifest) -> [ManifestProblem] {
-        var check = Check(manifest: manifest)
+        validate(manifest, undecodable: [:])
+    }
+
+    /// As ``validate(_:)``, where `undecodable` names entries (section → names, `*` for a whole
+    /// section) that were present but unreadable: references to them are not reported again.
+    func validate(_ manifest: Manifest, undecodable: [String: Set<String>]) -> [ManifestProblem] {
+        var check = Check(manifest: manifest, undecodable: undecodable)
         check.run()
         return check.problems.problems
     }
@@ -19,10 +26,18 @@ public struct ManifestValidator: Sendable {
 
 private struct Check {
     let manifest: Manifest
+    let undecodable: [String: Set<String>]
     var problems = ProblemList()
 
-    init(manifest: Manifest) {
+    init(manifest: Manifest, undecodable: [String: Set<String>]) {
         self.manifest = manifest
+        self.undecodable = undecodable
+    }
+
+    /// The entry was written but could not be read: its absence is already reported.
+    func unreadable(_ section: String, _ name: String) -> Bool {
+        guard let names = undecodable[section] else { return false }
+        return names.contains("*") || names.contains(name)
     }
 
     mutating func run() {
@@ -145,13 +160,13 @@ private struct Check {
             if marble.package.isEmpty {
                 problems.error(
                     .missingField, path.appending("Package"), "every marble names the package its enclave must match")
-            } else if manifest.packages[marble.package] == nil {
+            } else if manifest.packages[marble.package] == nil && !unreadable("Packages", marble.package) {
                 problems.error(
                     .unknownReference, path.appending("Package"),
                     "no package named \"\(marble.package.prefix(60))\" in Packages\(hint(marble.package, Array(manifest.packages.keys)))"
                 )
             }
-            for (index, tag) in marble.tls.enumerated() where manifest.tls[tag] == nil {
+            for (index, tag) in marble.tls.enumerated() where manifest.tls[tag] == nil && !unreadable("TLS", tag) {
                 problems.error(
                     .unknownReference, path.appending("TLS").appending(index: index),
                     "no TLS tag named \"\(tag.prefix(60))\" in TLS\(hint(tag, Array(manifest.tls.keys)))")
@@ -198,7 +213,9 @@ private struct Check {
         var referencesExist = true
         for action in template.actions where action.reference.scope != .marbleRun {
             let name = action.reference.name
-            if manifest.secrets[name] == nil {
+            if unreadable("Secrets", name) {
+                referencesExist = false
+            } else if manifest.secrets[name] == nil {
                 referencesExist = false
                 problems.error(
                     .unknownReference, path,
@@ -388,6 +405,10 @@ private struct Check {
                     } else {
                         owners[der] = name
                     }
+                } catch CryptoKitError.incorrectParameterSize {
+                    problems.error(
+                        .weakKey, certificatePath,
+                        "the certificate's RSA key is smaller than 2048 bits; use a key of at least 2048 bits")
                 } catch {
                     let shown = user.certificate.count > 40 ? "\(user.certificate.prefix(40))…" : user.certificate
                     problems.error(
@@ -396,7 +417,8 @@ private struct Check {
                     )
                 }
             }
-            for (index, role) in user.roles.enumerated() where manifest.roles[role] == nil {
+            for (index, role) in user.roles.enumerated() where manifest.roles[role] == nil && !unreadable("Roles", role)
+            {
                 problems.error(
                     .unknownReference, path.appending("Roles").appending(index: index),
                     "no role named \"\(role.prefix(60))\" in Roles\(hint(role, Array(manifest.roles.keys)))")
@@ -444,7 +466,8 @@ private struct Check {
                         .invalidValue, namesPath, "a Manifest role applies to the whole manifest: remove ResourceNames")
                 }
             case "Packages":
-                for (index, resource) in role.resourceNames.enumerated() where manifest.packages[resource] == nil {
+                for (index, resource) in role.resourceNames.enumerated()
+                where manifest.packages[resource] == nil && !unreadable("Packages", resource) {
                     problems.error(
                         .unknownReference, namesPath.appending(index: index),
                         "no package named \"\(resource.prefix(60))\"\(hint(resource, Array(manifest.packages.keys)))")
@@ -452,6 +475,7 @@ private struct Check {
             default:
                 for (index, resource) in role.resourceNames.enumerated() {
                     guard let secret = manifest.secrets[resource] else {
+                        if unreadable("Secrets", resource) { continue }
                         problems.error(
                             .unknownReference, namesPath.appending(index: index),
                             "no secret named \"\(resource.prefix(60))\"\(hint(resource, Array(manifest.secrets.keys)))")
@@ -494,7 +518,7 @@ private struct Check {
                                 .invalidValue, entryPath.appending("Cert"),
                                 "\(entry.cert) is a \(secret.type) secret, not a certificate")
                         }
-                    } else {
+                    } else if !unreadable("Secrets", entry.cert) {
                         problems.error(
                             .unknownReference, entryPath.appending("Cert"),
                             "no secret named \"\(entry.cert.prefix(60))\"\(hint(entry.cert, Array(manifest.secrets.keys)))"

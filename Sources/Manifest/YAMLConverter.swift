@@ -53,6 +53,8 @@ struct YAMLConverter {
     }
 
     private func convert(_ scalar: Node.Scalar) throws(Failure) -> JSONValue {
+        // Only plain scalars are typed; a quoted "true" or "8080" stays a string, as in YAML.
+        guard scalar.style == .plain else { return .string(scalar.string) }
         let node = Node.scalar(scalar)
         if node.null != nil { return .null }
         if let value = node.bool { return .bool(value) }

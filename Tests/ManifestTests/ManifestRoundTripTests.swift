@@ -1,0 +1,89 @@
+import Foundation
+import Manifest
+import ManifestTesting
+import Testing
+
+@Suite struct ManifestRoundTripTests {
+    @Test func jsonOutReadsBackToTheSameManifest() throws {
+        for bytes in [try SampleManifests.sampleWithCertificates(), RuleFixture.bytes(RuleFixture.base())] {
+            let first = ManifestDocument.parse(bytes)
+            let manifest = try #require(first.manifest)
+            let again = ManifestDocument.parse(manifest.jsonValue.serialized())
+            #expect(again.manifest == manifest)
+            #expect(again.errors == first.errors)
+        }
+    }
+
+    @Test func sampleManifestModelHasEveryField() throws {
+        let manifest = try #require(ManifestDocument.parse(try SampleManifests.sampleWithCertificates()).manifest)
+        let backend = try #require(manifest.packages["backend"])
+        #expect(backend.signerID == "1f1e1d1c1b1a191817161514131211100f0e0d0c0b0a09080706050403020100")
+        #expect(backend.productID == 45 && backend.securityVersion == 2 && !backend.debug)
+        let first = try #require(manifest.marbles["backendFirst"])
+        #expect(first.maxActivations == 1 && first.tls == ["web"])
+        #expect(first.parameters.argv == ["./backend", "--first", "serve"])
+        #expect(
+            first.parameters.files["/tmp/jkl.mno"]
+                == Manifest.ParameterValue(data: Array("bar".utf8), encoding: .base64, noTemplates: true))
+        #expect(first.parameters.env["IS_SECOND"]?.data == Array("false".utf8))
+        #expect(manifest.secrets["certPrivate"]?.cert?.subject?.commonName == "MarbleRun Unit Test")
+        #expect(manifest.secrets["certPrivate"]?.validFor == 7)
+        #expect(manifest.roles["secrets-admin"]?.actions == ["ReadSecret", "WriteSecret"])
+        #expect(manifest.tls["anotherWeb"]?.incoming.first?.cert == "rsaShared")
+        #expect(manifest.tls["anotherWeb"]?.incoming.first?.disableClientAuth == true)
+    }
+
+    @Test func yamlGivesTheSameManifestAndJSONAsMarbleRunsConversion() throws {
+        let yaml = """
+            # comment
+            Packages:
+              web: &pkg
+                UniqueID: "\(String(repeating: "ab", count: 32))"
+                Debug: false
+            Marbles:
+              web:
+                Package: web
+                MaxActivations: 0x10
+                Parameters:
+                  Env:
+                    QUOTED: "true"
+                    MULTI: |
+                      line one
+                      line two
+
+            """
+        let document = ManifestDocument.parse(Array(yaml.utf8))
+        #expect(document.format == .yaml)
+        #expect(document.problems == [])
+        #expect(document.manifest?.marbles["web"]?.maxActivations == 16)
+        #expect(document.manifest?.marbles["web"]?.parameters.env["QUOTED"]?.data == Array("true".utf8))
+        let json = String(decoding: document.jsonBytes, as: UTF8.self)
+        #expect(
+            json.hasPrefix(
+                #"{"Marbles":{"web":{"MaxActivations":16,"Package":"web","Parameters":{"Env":{"MULTI":"line one\nline two\n","QUOTED":"true"}}}}"#
+            ))
+    }
+
+    @Test func yamlAliasBombIsRefused() {
+        var yaml = "a: &a [\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\"]\n"
+        for level in 1...9 {
+            yaml +=
+                "l\(level): &l\(level) ["
+                + Array(repeating: level == 1 ? "*a" : "*l\(level - 1)", count: 9).joined(separator: ",") + "]\n"
+        }
+        let document = ManifestDocument.parse(Array(yaml.utf8))
+        #expect(document.manifest == nil)
+        #expect(document.errors.first?.message.contains("more than 200000 nodes") == true)
+    }
+
+    @Test func yamlSyntaxErrorHasAPosition() {
+        let document = ManifestDocument.parse(Array("Packages:\n  a: [1, 2\n".utf8))
+        #expect(document.errors.first?.code == .syntax)
+        #expect(document.errors.first?.message.contains("line") == true)
+    }
+
+    @Test func topLevelMustBeAnObject() {
+        #expect(ManifestDocument.parse(Array("[1]".utf8)).errors.first?.code == .wrongType)
+        #expect(ManifestDocument.parse(Array("just text".utf8)).errors.first?.code == .wrongType)
+    }
+}

@@ -190,51 +190,39 @@ private struct Cursor {
     mutating func parseString() throws(JSONSyntaxError) -> String {
         let start = index
         index += 1
-        var scalars = String.UnicodeScalarView()
+        var buffer: [UInt8] = []
         var runStart = index
-        func flushRun(_ cursor: Cursor, upTo end: Int, into view: inout String.UnicodeScalarView)
-            throws(JSONSyntaxError)
-        {
-            guard runStart < end else { return }
-            var iterator = cursor.bytes[runStart..<end].makeIterator()
-            var decoder = UTF8()
-            while true {
-                switch decoder.decode(&iterator) {
-                case .scalarValue(let scalar): view.append(scalar)
-                case .emptyInput: return
-                case .error: throw cursor.error("string is not valid UTF-8", at: runStart)
-                }
-            }
-        }
         while true {
             guard index < bytes.count else { throw error("unexpected end of input: unterminated string", at: start) }
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
-                try flushRun(self, upTo: index, into: &scalars)
+                buffer += bytes[runStart..<index]
                 index += 1
-                return String(scalars)
+                guard let text = String(validating: buffer, as: UTF8.self) else {
+                    throw error("string is not valid UTF-8", at: start)
+                }
+                return text
             }
             if byte < 0x20 { throw error("control character 0x\(String(byte, radix: 16)) in a string: escape it") }
             if byte != UInt8(ascii: "\\") {
                 index += 1
                 continue
             }
-            try flushRun(self, upTo: index, into: &scalars)
+            buffer += bytes[runStart..<index]
             index += 1
             guard index < bytes.count else { throw error("unexpected end of input in an escape") }
             let escape = bytes[index]
             index += 1
             switch escape {
-            case UInt8(ascii: "\""): scalars.append("\"")
-            case UInt8(ascii: "\\"): scalars.append("\\")
-            case UInt8(ascii: "/"): scalars.append("/")
-            case UInt8(ascii: "b"): scalars.append("\u{08}")
-            case UInt8(ascii: "f"): scalars.append("\u{0C}")
-            case UInt8(ascii: "n"): scalars.append("\n")
-            case UInt8(ascii: "r"): scalars.append("\r")
-            case UInt8(ascii: "t"): scalars.append("\t")
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): buffer.append(escape)
+            case UInt8(ascii: "b"): buffer.append(0x08)
+            case UInt8(ascii: "f"): buffer.append(0x0C)
+            case UInt8(ascii: "n"): buffer.append(0x0A)
+            case UInt8(ascii: "r"): buffer.append(0x0D)
+            case UInt8(ascii: "t"): buffer.append(0x09)
             case UInt8(ascii: "u"):
                 let first = try parseHex4()
+                let scalar: Unicode.Scalar?
                 if (0xD800..<0xDC00).contains(first) {
                     guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"),
                         bytes[index + 1] == UInt8(ascii: "u")
@@ -242,13 +230,12 @@ private struct Cursor {
                     index += 2
                     let second = try parseHex4()
                     guard (0xDC00..<0xE000).contains(second) else { throw error("invalid UTF-16 surrogate pair") }
-                    let value = 0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00)
-                    scalars.append(Unicode.Scalar(value)!)
-                } else if let scalar = Unicode.Scalar(first) {
-                    scalars.append(scalar)
+                    scalar = Unicode.Scalar(0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00))
                 } else {
-                    throw error("unpaired UTF-16 surrogate in \\u escape")
+                    scalar = Unicode.Scalar(first)
                 }
+                guard let scalar else { throw error("unpaired UTF-16 surrogate in \\u escape") }
+                buffer += Array(String(scalar).utf8)
             default:
                 throw error("invalid escape '\\\(Character(Unicode.Scalar(escape)))'", at: index - 2)
             }

@@ -81,7 +81,10 @@ struct JSONPath: Hashable, Sendable, CustomStringConvertible {
         if plain {
             return JSONPath(description: description.isEmpty ? key : "\(description).\(key)")
         }
-        let escaped = key.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+        var escaped = key
+        if key.contains("\\") || key.contains("\"") {
+            escaped = key.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+        }
         return JSONPath(description: "\(description)[\"\(escaped)\"]")
     }
 

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import SwiftASN1
 import X509
 import _CryptoExtras
 
@@ -391,13 +392,13 @@ private struct Check {
                     .missingField, certificatePath, "every user needs a PEM certificate to authenticate with")
             } else {
                 do {
-                    let certificate = try Certificate(pemEncoded: user.certificate)
+                    let der = try PEMDocument(pemString: user.certificate).derBytes
+                    let certificate = try Certificate(derEncoded: der)
                     if let rsa = _RSA.Signing.PublicKey(certificate.publicKey), rsa.keySizeInBits < 2048 {
                         problems.error(
                             .weakKey, certificatePath,
                             "the certificate's RSA key has \(rsa.keySizeInBits) bits; at least 2048 are required")
                     }
-                    let der = try certificate.serializeAsPEM().derBytes
                     if let other = owners[der] {
                         problems.error(
                             .duplicateCertificate, certificatePath,

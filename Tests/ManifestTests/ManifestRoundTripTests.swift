@@ -87,3 +87,21 @@ import Testing
         #expect(ManifestDocument.parse(Array("just text".utf8)).errors.first?.code == .wrongType)
     }
 }
+
+@Suite struct ManifestCodableTests {
+    @Test func foundationCodersRoundTripTheModel() throws {
+        let manifest = try #require(ManifestDocument.parse(RuleFixture.bytes(RuleFixture.base())).manifest)
+        let data = try JSONEncoder().encode(manifest)
+        #expect(try JSONDecoder().decode(Manifest.self, from: data) == manifest)
+    }
+
+    @Test func decodingReportsReadingErrors() {
+        let data = Data(#"{"Marbles": {"m": {"MaxActivations": "many"}}}"#.utf8)
+        #expect {
+            _ = try JSONDecoder().decode(Manifest.self, from: data)
+        } throws: { error in
+            guard case DecodingError.dataCorrupted(let context) = error else { return false }
+            return context.debugDescription.contains("Marbles.m.MaxActivations")
+        }
+    }
+}

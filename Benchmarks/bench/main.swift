@@ -25,7 +25,9 @@ func measure(_ name: String, _ body: () -> Bool) {
     }
     rates.sort()
     let median = rates[rates.count / 2]
-    print(String(format: "| %@ | %.0f /s | %.1f µs | %.0f–%.0f /s |", name, median, 1e6 / median, rates.first!, rates.last!))
+    print(
+        String(
+            format: "| %@ | %.0f /s | %.1f µs | %.0f–%.0f /s |", name, median, 1e6 / median, rates.first!, rates.last!))
 }
 
 do {

@@ -44,14 +44,8 @@ private struct Cursor {
     }
 
     func error(_ reason: String, at position: Int? = nil) -> JSONSyntaxError {
-        let end = min(position ?? index, bytes.count)
-        var line = 1
-        var lineStart = 0
-        for i in 0..<end where bytes[i] == UInt8(ascii: "\n") {
-            line += 1
-            lineStart = i + 1
-        }
-        return JSONSyntaxError(line: line, column: end - lineStart + 1, reason: reason)
+        let place = TextPosition(of: position ?? index, in: bytes)
+        return JSONSyntaxError(line: place.line, column: place.column, reason: reason)
     }
 
     func describeCurrent() -> String {

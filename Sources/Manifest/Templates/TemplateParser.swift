@@ -62,7 +62,7 @@ struct TemplateParser {
             return nil
         }
         let tokens = try tokenize(content, offset: contentStart)
-        let (line, column) = position(of: open)
+        let place = TextPosition(of: open, in: text)
         guard !tokens.isEmpty else { throw error(at: open, "empty action: write {{ FUNCTION .Secrets.NAME }}") }
         let words = tokens.map(\.text)
         let function: Token
@@ -98,7 +98,7 @@ struct TemplateParser {
             )
         }
         let reference = try parseReference(argument)
-        return Template.Action(function: function.text, reference: reference, line: line, column: column)
+        return Template.Action(function: function.text, reference: reference, line: place.line, column: place.column)
     }
 
     private struct Token {
@@ -227,18 +227,8 @@ struct TemplateParser {
         }
     }
 
-    private func position(of offset: Int) -> (line: Int, column: Int) {
-        var line = 1
-        var lineStart = 0
-        for i in 0..<min(offset, text.count) where text[i] == UInt8(ascii: "\n") {
-            line += 1
-            lineStart = i + 1
-        }
-        return (line, offset - lineStart + 1)
-    }
-
     private func error(at offset: Int, _ reason: String) -> TemplateError {
-        let (line, column) = position(of: offset)
-        return TemplateError(line: line, column: column, reason: reason)
+        let place = TextPosition(of: offset, in: text)
+        return TemplateError(line: place.line, column: place.column, reason: reason)
     }
 }

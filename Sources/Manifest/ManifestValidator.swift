@@ -186,6 +186,11 @@ private struct Check {
                     problems.error(
                         .invalidValue, envPath, "an environment variable name must be non-empty, without '=' or NUL")
                 }
+                if variable.hasPrefix("MARBLE_PREDEFINED_") || variable == "MARBLE_TTLS_CONFIG" {
+                    problems.warning(
+                        .ignoredField, envPath,
+                        "\(variable) is set by the Coordinator for every marble; this value is overwritten")
+                }
                 if value.data.contains(0) {
                     problems.error(.nulByte, envPath, "contains a NUL byte, which an environment variable cannot hold")
                     continue

@@ -124,6 +124,12 @@ struct RuleCase: Sendable, CustomTestStringConvertible {
                 ["Marbles", "frontend", "Parameters"],
                 ["Files": ["/bin/blob": ["Encoding": "base64", "Data": "AE1hcmJsZQBSdW4A"]]])
         },
+        .warned(
+            "Coordinator-defined variable", .ignoredField,
+            at: "Marbles.frontend.Parameters.Env.MARBLE_PREDEFINED_ROOT_CA"
+        ) {
+            $0.set(["Marbles", "frontend", "Parameters"], ["Env": ["MARBLE_PREDEFINED_ROOT_CA": "x"]])
+        },
         .rejected("NUL byte in Argv", .nulByte, at: "Marbles.frontend.Parameters.Argv[1]") {
             $0.set(["Marbles", "frontend", "Parameters"], ["Argv": ["ok", "a\u{0}b"]])
         },

@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .library(name: "Manifest", targets: ["Manifest"]),
+        .library(name: "JSONText", targets: ["JSONText"]),
         .executable(name: "marblerun", targets: ["marblerun"]),
         .executable(name: "bench", targets: ["bench"]),
     ],
@@ -17,10 +18,13 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
     ],
     targets: [
+        // Strict JSON parsing that keeps key order, number text and byte ranges; Go-style output.
+        .target(name: "JSONText"),
         // The manifest model, validation and template engine. Pure: no I/O.
         .target(
             name: "Manifest",
             dependencies: [
+                "JSONText",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -50,7 +54,7 @@ let package = Package(
         .executableTarget(name: "bench", dependencies: ["Manifest", "ManifestTesting"], path: "Benchmarks/bench"),
         .testTarget(
             name: "ManifestTests",
-            dependencies: ["Manifest", "ManifestTesting"]
+            dependencies: ["Manifest", "ManifestTesting", "JSONText"]
         ),
         .testTarget(
             name: "MarblerunCLITests",

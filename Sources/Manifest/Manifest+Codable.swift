@@ -1,3 +1,5 @@
+import JSONText
+
 /// `Codable` through the manifest's JSON form, so other modules can store a ``Manifest`` with
 /// any encoder. Decoding validates nothing beyond reading: use ``ManifestDocument`` for checks.
 extension Manifest: Codable {

@@ -1,4 +1,5 @@
 import Foundation
+import JSONText
 
 extension Manifest {
     /// The manifest as JSON in MarbleRun's shape. Reading it back gives an equal ``Manifest``;

@@ -1,4 +1,5 @@
 import Foundation
+import JSONText
 
 /// Reads a ``JSONValue`` into a ``Manifest`` the way Go's `encoding/json` reads MarbleRun's
 /// structs (keys matched case-insensitively, `null` = absent, later duplicates win), but reports

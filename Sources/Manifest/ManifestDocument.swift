@@ -1,4 +1,5 @@
 import Crypto
+import JSONText
 
 /// A manifest as a user wrote it: the exact bytes, the JSON sent to a Coordinator, the model,
 /// and every problem found while reading and validating it.

@@ -1,3 +1,4 @@
+import JSONText
 import Yams
 
 /// Converts a YAML document into the JSON value it stands for, as MarbleRun's CLI does

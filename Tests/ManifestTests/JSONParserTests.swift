@@ -1,3 +1,4 @@
+import JSONText
 import Manifest
 import Testing
 
@@ -71,5 +72,16 @@ import Testing
         #expect(text == #"{"a":[1,{"c":"\"\\\u0001","d":null}],"b":"last"}"#)
         let escaped = String(decoding: JSONValue.string("<a&b>\u{2028}").serialized(), as: UTF8.self)
         #expect(escaped == #""\u003ca\u0026b\u003e\u2028""#)
+    }
+}
+
+@Suite struct JSONTopLevelRangeTests {
+    @Test func givesTheExactBytesOfEachTopLevelValue() throws {
+        let text = #"{"tcbInfo":{"a":[1,{"b":"}"}]} , "signature" : "ab12"}"#
+        let bytes = Array(text.utf8)
+        let members = try JSONParser().topLevelMembers(bytes)
+        #expect(members.map(\.member.key) == ["tcbInfo", "signature"])
+        #expect(String(decoding: bytes[members[0].range], as: UTF8.self) == #"{"a":[1,{"b":"}"}]}"#)
+        #expect(String(decoding: bytes[members[1].range], as: UTF8.self) == #""ab12""#)
     }
 }

@@ -1,3 +1,5 @@
+import JSONText
+
 /// Splits template text into literal text and actions.
 struct TemplateParser {
     let text: [UInt8]

@@ -1,9 +1,9 @@
 /// A 1-based line and column (in bytes) of an offset in a text, for error messages.
-struct TextPosition: Sendable, Hashable {
-    var line: Int
-    var column: Int
+public struct TextPosition: Sendable, Hashable {
+    public var line: Int
+    public var column: Int
 
-    init(of offset: Int, in text: [UInt8]) {
+    public init(of offset: Int, in text: [UInt8]) {
         let end = min(offset, text.count)
         var line = 1
         var lineStart = 0

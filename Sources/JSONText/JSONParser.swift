@@ -22,6 +22,25 @@ public struct JSONParser: Sendable {
         }
         return value
     }
+
+    /// The members of a top-level object with the byte range each value occupies in `bytes`,
+    /// for signatures made over the exact text of one member (Intel's `{"tcbInfo":{…},"signature":…}`).
+    public func topLevelMembers(_ bytes: [UInt8]) throws(JSONSyntaxError) -> [(member: JSONMember, range: Range<Int>)] {
+        var cursor = Cursor(bytes: bytes, maximumDepth: maximumDepth)
+        cursor.recordRanges = true
+        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { cursor.index = 3 }
+        cursor.skipWhitespace()
+        guard cursor.index < bytes.count, bytes[cursor.index] == UInt8(ascii: "{") else {
+            throw cursor.error("expected a JSON object")
+        }
+        let value = try cursor.parseValue(depth: 0)
+        cursor.skipWhitespace()
+        if cursor.index < bytes.count {
+            throw cursor.error("unexpected \(cursor.describeCurrent()) after the end of the document")
+        }
+        guard case .object(let members) = value else { return [] }
+        return Array(zip(members, cursor.ranges))
+    }
 }
 
 /// A JSON syntax error with the line and column (1-based, in bytes) where it was found.
@@ -37,6 +56,9 @@ private struct Cursor {
     let bytes: [UInt8]
     let maximumDepth: Int
     var index = 0
+    /// Record the value ranges of the outermost object's members.
+    var recordRanges = false
+    var ranges: [Range<Int>] = []
 
     init(bytes: [UInt8], maximumDepth: Int) {
         self.bytes = bytes
@@ -108,7 +130,9 @@ private struct Cursor {
             }
             index += 1
             skipWhitespace()
+            let valueStart = index
             members.append(JSONMember(key, try parseValue(depth: depth)))
+            if recordRanges && depth == 1 { ranges.append(valueStart..<index) }
             skipWhitespace()
             guard index < bytes.count else { throw error("unexpected end of input: unclosed object") }
             if bytes[index] == UInt8(ascii: ",") {

@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "Manifest", targets: ["Manifest"]),
         .library(name: "JSONText", targets: ["JSONText"]),
+        .library(name: "Attestation", targets: ["Attestation"]),
         .executable(name: "marblerun", targets: ["marblerun"]),
         .executable(name: "bench", targets: ["bench"]),
     ],
@@ -40,6 +41,16 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Evidence in, verified claims out: DCAP quotes, collateral, the simulated platform.
+        .target(
+            name: "Attestation",
+            dependencies: [
+                "JSONText",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]
+        ),
         .executableTarget(name: "marblerun", dependencies: ["MarblerunCLI"]),
         // What tests and benchmarks share: test data location, generated certificates and keys.
         .target(
@@ -55,6 +66,10 @@ let package = Package(
         .testTarget(
             name: "ManifestTests",
             dependencies: ["Manifest", "ManifestTesting", "JSONText"]
+        ),
+        .testTarget(
+            name: "AttestationTests",
+            dependencies: ["Attestation", "ManifestTesting"]
         ),
         .testTarget(
             name: "MarblerunCLITests",

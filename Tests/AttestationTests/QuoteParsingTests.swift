@@ -1,5 +1,5 @@
-import Foundation
 import Attestation
+import Foundation
 import ManifestTesting
 import Testing
 

@@ -13,7 +13,8 @@ struct ByteReader {
     mutating func read(_ count: Int, _ field: String) throws(AttestationError) -> [UInt8] {
         guard count >= 0, count <= remaining else {
             throw AttestationError(
-                .truncated, "the quote ends inside \(field): \(count) bytes needed at offset \(offset), \(remaining) left")
+                .truncated,
+                "the quote ends inside \(field): \(count) bytes needed at offset \(offset), \(remaining) left")
         }
         defer { offset += count }
         return Array(bytes[offset..<offset + count])

@@ -48,12 +48,15 @@ public enum PEMChain {
             }
             let base64 = rest[start.upperBound..<stop.lowerBound].filter { !$0.isWhitespace }
             guard let der = Data(base64Encoded: String(base64)) else {
-                throw AttestationError(.malformedCertificate, "certificate \(certificates.count + 1) of the chain is not valid base64")
+                throw AttestationError(
+                    .malformedCertificate, "certificate \(certificates.count + 1) of the chain is not valid base64")
             }
             do {
                 certificates.append(try Certificate(derEncoded: Array(der)))
             } catch {
-                throw AttestationError(.malformedCertificate, "certificate \(certificates.count + 1) of the chain does not parse: \(error)")
+                throw AttestationError(
+                    .malformedCertificate, "certificate \(certificates.count + 1) of the chain does not parse: \(error)"
+                )
             }
             rest = rest[stop.upperBound...]
         }

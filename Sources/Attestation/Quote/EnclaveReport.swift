@@ -41,7 +41,8 @@ public struct TDReport: Sendable, Hashable {
 
     public init(_ raw: [UInt8]) throws(AttestationError) {
         guard raw.count == Self.size10 || raw.count == Self.size15 else {
-            throw AttestationError(.malformedQuote, "a TD report is \(Self.size10) or \(Self.size15) bytes, got \(raw.count)")
+            throw AttestationError(
+                .malformedQuote, "a TD report is \(Self.size10) or \(Self.size15) bytes, got \(raw.count)")
         }
         self.raw = raw
     }

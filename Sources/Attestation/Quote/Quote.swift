@@ -69,7 +69,8 @@ public struct Quote: Sendable, Hashable {
         switch version {
         case 3:
             guard teeType == Self.teeTypeSGX else {
-                throw AttestationError(.malformedQuote, "a version 3 quote must be SGX (TEE type 0), got 0x\(String(teeType, radix: 16))")
+                throw AttestationError(
+                    .malformedQuote, "a version 3 quote must be SGX (TEE type 0), got 0x\(String(teeType, radix: 16))")
             }
             body = .sgx(try EnclaveReport(reader.read(EnclaveReport.size, "the enclave report")))
         case 4:
@@ -92,7 +93,10 @@ public struct Quote: Sendable, Hashable {
                 }
                 body = .tdx(try TDReport(reader.read(Int(bodySize), "the TD report")))
             default:
-                throw AttestationError(.malformedQuote, "body type \(bodyType) of \(bodySize) bytes is not an SGX report (1, 384), TD report 1.0 (2, 584) or 1.5 (3, 648)")
+                throw AttestationError(
+                    .malformedQuote,
+                    "body type \(bodyType) of \(bodySize) bytes is not an SGX report (1, 384), TD report 1.0 (2, 584) or 1.5 (3, 648)"
+                )
             }
         default:
             throw AttestationError(.unsupportedQuote, "quote version \(version) is not supported (3, 4 and 5 are)")
@@ -110,7 +114,9 @@ public struct Quote: Sendable, Hashable {
             let type = try signature.u16("the certification data type")
             let size = Int(try signature.u32("the certification data size"))
             guard type == CertificationData.qeReportType else {
-                throw AttestationError(.malformedQuote, "version \(version) quotes carry certification data type 6 (QE report), got \(type)")
+                throw AttestationError(
+                    .malformedQuote,
+                    "version \(version) quotes carry certification data type 6 (QE report), got \(type)")
             }
             qeSection = ByteReader(try signature.read(size, "the QE report certification data"))
         }
@@ -126,11 +132,14 @@ public struct Quote: Sendable, Hashable {
 
     /// The inner quote if `bytes` start with MarbleRun's OpenEnclave header.
     static func openEnclavePayload(_ bytes: [UInt8]) throws(AttestationError) -> [UInt8]? {
-        guard bytes.count >= 16, bytes.littleEndianU32(at: 0) == 1, bytes.littleEndianU32(at: 4) == 2 else { return nil }
+        guard bytes.count >= 16, bytes.littleEndianU32(at: 0) == 1, bytes.littleEndianU32(at: 4) == 2 else {
+            return nil
+        }
         var reader = ByteReader(bytes, offset: 8)
         let size = try reader.u64("the OpenEnclave header")
         guard size <= UInt64(bytes.count - 16) else {
-            throw AttestationError(.truncated, "the OpenEnclave header announces \(size) bytes of quote, \(bytes.count - 16) follow")
+            throw AttestationError(
+                .truncated, "the OpenEnclave header announces \(size) bytes of quote, \(bytes.count - 16) follow")
         }
         return Array(bytes[16..<16 + Int(size)])
     }

@@ -69,7 +69,7 @@ let package = Package(
         ),
         .testTarget(
             name: "AttestationTests",
-            dependencies: ["Attestation", "ManifestTesting"]
+            dependencies: ["Attestation", "ManifestTesting", .product(name: "X509", package: "swift-certificates"), .product(name: "SwiftASN1", package: "swift-asn1")]
         ),
         .testTarget(
             name: "MarblerunCLITests",

@@ -34,6 +34,10 @@ public struct CertificateRevocationList: Sendable, Hashable {
                     return oid
                 }
                 let signatureBits = try ASN1BitString(derEncoded: &nodes)
+                // DER signatures are whole bytes; unused bits would let one CRL have several encodings.
+                guard signatureBits.paddingBits == 0 else {
+                    throw ASN1Error.invalidASN1Object(reason: "the signature BIT STRING has unused bits")
+                }
                 var fields: (DistinguishedName, Date, Date?, Set<[UInt8]>)?
                 try DER.sequence(tbs, identifier: .sequence) { tbsNodes in
                     var next = tbsNodes.next()

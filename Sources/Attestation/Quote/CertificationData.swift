@@ -1,4 +1,5 @@
 import Foundation
+import SwiftASN1
 import X509
 
 /// What a quote carries to identify the PCK certificate: the PEM chain itself (type 5), or a
@@ -52,6 +53,7 @@ public enum PEMChain {
                     .malformedCertificate, "certificate \(certificates.count + 1) of the chain is not valid base64")
             }
             do {
+                try requireWholeByteSignature(Array(der))
                 certificates.append(try Certificate(derEncoded: Array(der)))
             } catch {
                 throw AttestationError(
@@ -64,5 +66,17 @@ public enum PEMChain {
             throw AttestationError(.malformedCertificate, "no PEM certificate found")
         }
         return certificates
+    }
+
+    /// swift-certificates ignores the unused-bits count of the signature BIT STRING; DER allows only 0.
+    private static func requireWholeByteSignature(_ der: [UInt8]) throws {
+        try DER.sequence(DER.parse(der), identifier: .sequence) { nodes in
+            _ = nodes.next()
+            _ = nodes.next()
+            let signature = try ASN1BitString(derEncoded: &nodes)
+            guard signature.paddingBits == 0 else {
+                throw ASN1Error.invalidASN1Object(reason: "the signature BIT STRING has unused bits")
+            }
+        }
     }
 }

@@ -1,0 +1,62 @@
+import Crypto
+import Foundation
+import X509
+
+extension SimulatedPlatform {
+    /// An SGX ECDSA v3 quote for `enclave` with `reportData` (at most 64 bytes, zero-padded),
+    /// carrying the PCK chain as certification data type 5.
+    public func quote(reportData: [UInt8], enclave: SimulatedEnclave) throws -> [UInt8] {
+        precondition(reportData.count <= 64, "report data holds 64 bytes")
+        precondition(enclave.uniqueID.count == 32 && enclave.signerID.count == 32, "measurements are 32 bytes")
+        var header: [UInt8] = []
+        header += le(UInt16(3)) + le(Quote.attestationKeyTypeECDSAP256) + le(Quote.teeTypeSGX)
+        header += le(configuration.qeSVN) + le(configuration.pceSVN) + Quote.intelQEVendorID
+        header += [UInt8](repeating: 0, count: 20)
+        var attributes = [UInt8](repeating: 0, count: 16)
+        attributes[0] = 0x05 | (enclave.debug ? 0x02 : 0)
+        attributes[8] = 0xE7
+        let body = Self.report(
+            cpuSVN: configuration.tcbComponents, attributes: attributes, mrEnclave: enclave.uniqueID,
+            mrSigner: enclave.signerID,
+            productID: enclave.productID, svn: enclave.securityVersion,
+            reportData: reportData + [UInt8](repeating: 0, count: 64 - reportData.count))
+        let signed = header + body
+        let isvSignature = Array(try attestationKey.signature(for: SHA256.hash(data: signed)).rawRepresentation)
+        let attestationPublicKey = Array(attestationKey.publicKey.rawRepresentation)
+        let authData = [UInt8](repeating: 0, count: 32)
+        var qeAttributes = [UInt8](repeating: 0, count: 16)
+        qeAttributes[0] = 0x11
+        let qeReport = Self.report(
+            cpuSVN: configuration.tcbComponents, attributes: qeAttributes,
+            mrEnclave: Array(SHA256.hash(data: Self.qeMRSigner)),
+            mrSigner: Self.qeMRSigner, productID: Self.qeProductID, svn: configuration.qeSVN,
+            reportData: Array(SHA256.hash(data: attestationPublicKey + authData)) + [UInt8](repeating: 0, count: 32))
+        let qeSignature = Array(try pckKey.signature(for: SHA256.hash(data: qeReport)).rawRepresentation)
+        let chain = try [pckCertificate, pckCACertificate, rootCertificate].map {
+            try $0.serializeAsPEM().pemString + "\n"
+        }.joined()
+        var signatureData = isvSignature + attestationPublicKey + qeReport + qeSignature
+        signatureData += le(UInt16(authData.count)) + authData
+        signatureData += le(CertificationData.pemChainType) + le(UInt32(chain.utf8.count)) + Array(chain.utf8)
+        return signed + le(UInt32(signatureData.count)) + signatureData
+    }
+
+    static func report(
+        cpuSVN: [UInt8], attributes: [UInt8], mrEnclave: [UInt8], mrSigner: [UInt8], productID: UInt16, svn: UInt16,
+        reportData: [UInt8]
+    ) -> [UInt8] {
+        var report = cpuSVN
+        report += [UInt8](repeating: 0, count: 4 + 12 + 16)  // MISCSELECT, reserved, ISVEXTPRODID
+        report += attributes + mrEnclave + [UInt8](repeating: 0, count: 32) + mrSigner
+        report += [UInt8](repeating: 0, count: 32 + 64)  // reserved, CONFIGID
+        report += le(productID) + le(svn) + le(UInt16(0))
+        report += [UInt8](repeating: 0, count: 42 + 16)  // reserved, ISVFAMILYID
+        report += reportData
+        assert(report.count == EnclaveReport.size)
+        return report
+    }
+}
+
+func le<T: FixedWidthInteger>(_ value: T) -> [UInt8] {
+    withUnsafeBytes(of: value.littleEndian) { Array($0) }
+}

@@ -37,4 +37,24 @@ public struct VerifiedQuote: Sendable, Hashable {
     public var qeTCBStatus: TCBStatus
     public var fmspc: [UInt8]
     public var td: TDMeasurements?
+
+    public init(
+        tee: TEE, uniqueID: [UInt8], signerID: [UInt8], productID: UInt16, securityVersion: UInt16, debug: Bool,
+        reportData: [UInt8], tcbStatus: TCBStatus, advisoryIDs: [String], platformTCBStatus: TCBStatus,
+        qeTCBStatus: TCBStatus, fmspc: [UInt8], td: TDMeasurements?
+    ) {
+        self.tee = tee
+        self.uniqueID = uniqueID
+        self.signerID = signerID
+        self.productID = productID
+        self.securityVersion = securityVersion
+        self.debug = debug
+        self.reportData = reportData
+        self.tcbStatus = tcbStatus
+        self.advisoryIDs = advisoryIDs
+        self.platformTCBStatus = platformTCBStatus
+        self.qeTCBStatus = qeTCBStatus
+        self.fmspc = fmspc
+        self.td = td
+    }
 }

@@ -1,0 +1,132 @@
+/// The outcome of a policy: accepted, or rejected with a reason a user can act on.
+public enum PolicyDecision: Sendable, Hashable {
+    case accepted
+    case rejected(String)
+}
+
+/// One rule about a verified quote; a ``PackagePolicy`` runs a list of them.
+public protocol QuoteRule: Sendable {
+    func evaluate(_ quote: VerifiedQuote) -> PolicyDecision
+}
+
+/// Whether a verified quote may run as a manifest package (compat §4), with MarbleRun's rules:
+/// UniqueID, or SignerID with ProductID and the lowest SecurityVersion; a debug enclave only
+/// under a Debug package; UpToDate always accepted, other TCB statuses only when listed
+/// (SWHardeningNeeded when the list is empty); with SWHardeningNeeded, every advisory must be
+/// in AcceptedAdvisories when that list is given.
+public struct PackagePolicy: Sendable {
+    public var debug: Bool
+    public var uniqueID: [UInt8]?
+    public var signerID: [UInt8]?
+    public var productID: UInt16?
+    public var securityVersion: UInt16?
+    public var acceptedTCBStatuses: [TCBStatus]
+    public var acceptedAdvisories: [String]
+
+    public init(
+        debug: Bool = false, uniqueID: [UInt8]? = nil, signerID: [UInt8]? = nil, productID: UInt16? = nil,
+        securityVersion: UInt16? = nil, acceptedTCBStatuses: [TCBStatus] = [], acceptedAdvisories: [String] = []
+    ) {
+        self.debug = debug
+        self.uniqueID = uniqueID
+        self.signerID = signerID
+        self.productID = productID
+        self.securityVersion = securityVersion
+        self.acceptedTCBStatuses = acceptedTCBStatuses
+        self.acceptedAdvisories = acceptedAdvisories
+    }
+
+    /// MarbleRun accepts SWHardeningNeeded when a package lists no statuses.
+    public static let defaultAcceptedTCBStatuses: [TCBStatus] = [.swHardeningNeeded]
+
+    public var rules: [any QuoteRule] {
+        [
+            IdentityRule(uniqueID: uniqueID, signerID: signerID, productID: productID),
+            SecurityVersionRule(minimum: securityVersion),
+            DebugRule(allowDebug: debug),
+            TCBStatusRule(
+                accepted: acceptedTCBStatuses.isEmpty ? Self.defaultAcceptedTCBStatuses : acceptedTCBStatuses),
+            AdvisoryRule(accepted: acceptedAdvisories),
+        ]
+    }
+
+    public func evaluate(_ quote: VerifiedQuote) -> PolicyDecision {
+        for rule in rules {
+            if case .rejected(let reason) = rule.evaluate(quote) { return .rejected(reason) }
+        }
+        return .accepted
+    }
+
+    /// Throws ``AttestationError/Code/policy`` with the reason when the quote is not accepted.
+    public func check(_ quote: VerifiedQuote) throws(AttestationError) {
+        if case .rejected(let reason) = evaluate(quote) { throw AttestationError(.policy, reason) }
+    }
+}
+
+public struct IdentityRule: QuoteRule {
+    public var uniqueID: [UInt8]?
+    public var signerID: [UInt8]?
+    public var productID: UInt16?
+
+    public func evaluate(_ quote: VerifiedQuote) -> PolicyDecision {
+        if uniqueID == nil && signerID == nil { return .rejected("the package names no UniqueID or SignerID") }
+        if let uniqueID, quote.uniqueID != uniqueID {
+            return .rejected(
+                "UniqueID \(hexString(quote.uniqueID).lowercased()) is not the package's \(hexString(uniqueID).lowercased())"
+            )
+        }
+        if let signerID, quote.signerID != signerID {
+            return .rejected(
+                "SignerID \(hexString(quote.signerID).lowercased()) is not the package's \(hexString(signerID).lowercased())"
+            )
+        }
+        if let productID, quote.productID != productID {
+            return .rejected("ProductID \(quote.productID) is not the package's \(productID)")
+        }
+        return .accepted
+    }
+}
+
+public struct SecurityVersionRule: QuoteRule {
+    public var minimum: UInt16?
+
+    public func evaluate(_ quote: VerifiedQuote) -> PolicyDecision {
+        if let minimum, quote.securityVersion < minimum {
+            return .rejected("SecurityVersion \(quote.securityVersion) is below the package's \(minimum)")
+        }
+        return .accepted
+    }
+}
+
+public struct DebugRule: QuoteRule {
+    public var allowDebug: Bool
+
+    public func evaluate(_ quote: VerifiedQuote) -> PolicyDecision {
+        quote.debug && !allowDebug
+            ? .rejected("the enclave runs in debug mode, and the package is not a Debug package") : .accepted
+    }
+}
+
+public struct TCBStatusRule: QuoteRule {
+    public var accepted: [TCBStatus]
+
+    public func evaluate(_ quote: VerifiedQuote) -> PolicyDecision {
+        if quote.tcbStatus == .upToDate || accepted.contains(quote.tcbStatus) { return .accepted }
+        let advisories = quote.advisoryIDs.isEmpty ? "" : " (advisories \(quote.advisoryIDs.joined(separator: ", ")))"
+        return .rejected(
+            "TCB status \(quote.tcbStatus)\(advisories) is not accepted; the package accepts \(([TCBStatus.upToDate] + accepted).map(\.rawValue).joined(separator: ", "))"
+        )
+    }
+}
+
+public struct AdvisoryRule: QuoteRule {
+    public var accepted: [String]
+
+    public func evaluate(_ quote: VerifiedQuote) -> PolicyDecision {
+        guard quote.tcbStatus == .swHardeningNeeded, !accepted.isEmpty else { return .accepted }
+        let lowered = Set(accepted.map { $0.lowercased() })
+        let missing = quote.advisoryIDs.filter { !lowered.contains($0.lowercased()) }
+        return missing.isEmpty
+            ? .accepted : .rejected("advisories \(missing.joined(separator: ", ")) are not in AcceptedAdvisories")
+    }
+}

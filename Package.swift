@@ -38,6 +38,7 @@ let package = Package(
             name: "MarblerunCLI",
             dependencies: [
                 "Manifest",
+                "Attestation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -9,7 +9,7 @@ public struct MarblerunCommand: AsyncParsableCommand {
             Command names and flags follow MarbleRun's CLI, so existing scripts keep working. \
             Start with `marblerun manifest check FILE` to validate a manifest before you set it.
             """,
-        subcommands: [ManifestCommand.self]
+        subcommands: [ManifestCommand.self, QuoteCommand.self, SimulationCommand.self, PackageInfoCommand.self]
     )
 
     public init() {}

@@ -1,0 +1,78 @@
+import Foundation
+import ManifestTesting
+import Testing
+
+/// `marblerun quote verify`, `simulation init` and `package-info` through the real binary.
+@Suite struct AttestationCLITests {
+    static let dcap = TestData.url("dcap/dcap-qvl").path
+
+    @Test func verifiesTheRealSGXQuote() throws {
+        let result = try CLIRunner.run([
+            "quote", "verify", "\(Self.dcap)/sgx_quote", "--collateral", "\(Self.dcap)/sgx_quote_collateral.json",
+            "--at",
+            "2025-07-01T00:00:00Z",
+        ])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("TCB status:      ConfigurationAndSWHardeningNeeded"))
+        #expect(result.stdout.contains("Advisories:      INTEL-SA-00289, INTEL-SA-00615"))
+        #expect(
+            result.stdout.contains("UniqueID:        33d8736db756ed4997e04ba358d27833188f1932ff7b1d156904d3f560452fbb"))
+    }
+
+    @Test func rejectsWithTheReasonAndExitOne() throws {
+        let outdated = try CLIRunner.run([
+            "quote", "verify", "\(Self.dcap)/tdx_quote_outdated", "--collateral",
+            "\(Self.dcap)/tdx_quote_outdated_collateral.json",
+            "--at", "1774003274",
+        ])
+        #expect(outdated.status == 1)
+        #expect(outdated.stderr.contains("rejected: no TCB level"))
+        #expect(outdated.stderr.contains("[no-matching-tcb-level]"))
+
+        let json = try CLIRunner.run([
+            "quote", "verify", "\(Self.dcap)/sgx_quote", "--collateral", "\(Self.dcap)/sgx_quote_collateral.json",
+            "--json",
+        ])
+        #expect(json.status == 1)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        #expect(object["verified"] as? Bool == false)
+        #expect(
+            ["crl-expired", "tcb-info-expired", "qe-identity-expired", "certificate-expired"].contains(
+                object["code"] as? String))
+    }
+
+    @Test func intelSampleNeedsItsTestRoot() throws {
+        let sample = TestData.url("dcap/intel-qvl-sample").path
+        let arguments = [
+            "quote", "verify", "\(sample)/quote.dat", "--collateral", sample, "--at", "2020-01-01T00:00:00Z", "--json",
+        ]
+        let withTestRoot = try CLIRunner.run(arguments + ["--root", "\(sample)/trustedRootCaCert.pem"])
+        #expect(withTestRoot.status == 0, "\(withTestRoot.stdout)")
+        #expect(withTestRoot.stdout.contains("\"tcbStatus\" : \"UpToDate\""))
+        let withIntelRoot = try CLIRunner.run(arguments)
+        #expect(withIntelRoot.status == 1)
+    }
+
+    @Test func simulationInitAndPackageInfo() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sim-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let created = try CLIRunner.run(["simulation", "init", directory])
+        #expect(created.status == 0)
+        #expect(created.stdout.contains("SIMULATION: created an INSECURE simulated SGX platform"))
+        let again = try CLIRunner.run(["simulation", "init", directory])
+        #expect(again.status == 1)
+        #expect(again.stderr.contains("use --force"))
+
+        let info = try CLIRunner.run(["package-info", CLIRunner.binary.path, "--simulation", directory, "--json"])
+        #expect(info.status == 0, "\(info.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(info.stdout.utf8)) as? [String: Any])
+        let openssl = try CLIRunner.run(
+            ["dgst", "-sha256", "-r", CLIRunner.binary.path], executable: URL(fileURLWithPath: "/usr/bin/openssl"))
+        #expect(object["UniqueID"] as? String == openssl.stdout.split(separator: " ").first.map(String.init))
+        #expect((object["SignerID"] as? String)?.count == 64)
+
+        let missing = try CLIRunner.run(["package-info", "/nonexistent/binary"])
+        #expect(missing.status == 1)
+        #expect(missing.stderr.contains("cannot read /nonexistent/binary"))
+    }
+}

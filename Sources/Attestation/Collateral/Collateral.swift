@@ -150,3 +150,25 @@ extension Collateral {
             pckCertificateChain: pckChain)
     }
 }
+
+extension Collateral {
+    /// The collateral in dcap-qvl's single-object JSON form (``init(dcapQVLBundle:)`` reads it back).
+    public func dcapQVLBundle() throws -> [UInt8] {
+        func pem(_ chain: [Certificate]) throws -> String {
+            try chain.map { try $0.serializeAsPEM().pemString + "\n" }.joined()
+        }
+        func hex(_ bytes: [UInt8]) -> String { hexString(bytes).lowercased() }
+        let object: [String: String] = [
+            "pck_crl_issuer_chain": try pem(pckCRLIssuerChain),
+            "root_ca_crl": hex(rootCACRL.der),
+            "pck_crl": hex(pckCRL.der),
+            "tcb_info_issuer_chain": try pem(tcbInfoIssuerChain),
+            "tcb_info": String(decoding: tcbInfo.bytes, as: UTF8.self),
+            "tcb_info_signature": hex(tcbInfo.signature),
+            "qe_identity_issuer_chain": try pem(qeIdentityIssuerChain),
+            "qe_identity": String(decoding: qeIdentity.bytes, as: UTF8.self),
+            "qe_identity_signature": hex(qeIdentity.signature),
+        ]
+        return Array(try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]))
+    }
+}

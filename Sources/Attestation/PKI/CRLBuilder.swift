@@ -26,6 +26,18 @@ enum CRLBuilder {
                     }
                 }
             }
+            // crlExtensions [0]: the CRL number RFC 5280 requires (verifiers such as webpki insist on it).
+            try list.appendConstructedNode(identifier: ASN1Identifier(tagWithNumber: 0, tagClass: .contextSpecific)) {
+                tagged in
+                try tagged.appendConstructedNode(identifier: .sequence) { extensions in
+                    try extensions.appendConstructedNode(identifier: .sequence) { crlNumber in
+                        try crlNumber.serialize(crlNumberOID)
+                        var number = DER.Serializer()
+                        try number.serialize(1)
+                        try crlNumber.serialize(ASN1OctetString(contentBytes: number.serializedBytes[...]))
+                    }
+                }
+            }
         }
         let tbsBytes = tbs.serializedBytes
         let signature = try key.signature(for: SHA256.hash(data: tbsBytes)).derRepresentation
@@ -37,6 +49,8 @@ enum CRLBuilder {
         }
         return try CertificateRevocationList(derEncoded: crl.serializedBytes)
     }
+
+    private static let crlNumberOID: ASN1ObjectIdentifier = [2, 5, 29, 20]
 
     private static func algorithm(_ serializer: inout DER.Serializer) throws {
         try serializer.appendConstructedNode(identifier: .sequence) {

@@ -4,8 +4,9 @@ import X509
 
 extension SimulatedPlatform {
     /// An SGX ECDSA v3 quote for `enclave` with `reportData` (at most 64 bytes, zero-padded),
-    /// carrying the PCK chain as certification data type 5.
-    public func quote(reportData: [UInt8], enclave: SimulatedEnclave) throws -> [UInt8] {
+    /// carrying the PCK chain as certification data type 5. Intel's QE sends 32 bytes of QE
+    /// authentication data; tests pass other sizes, which the format allows.
+    public func quote(reportData: [UInt8], enclave: SimulatedEnclave, qeAuthDataSize: Int = 32) throws -> [UInt8] {
         precondition(reportData.count <= 64, "report data holds 64 bytes")
         precondition(enclave.uniqueID.count == 32 && enclave.signerID.count == 32, "measurements are 32 bytes")
         var header: [UInt8] = []
@@ -23,7 +24,7 @@ extension SimulatedPlatform {
         let signed = header + body
         let isvSignature = Array(try attestationKey.signature(for: SHA256.hash(data: signed)).rawRepresentation)
         let attestationPublicKey = Array(attestationKey.publicKey.rawRepresentation)
-        let authData = [UInt8](repeating: 0, count: 32)
+        let authData = (0..<qeAuthDataSize).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
         var qeAttributes = [UInt8](repeating: 0, count: 16)
         qeAttributes[0] = 0x11
         let qeReport = Self.report(

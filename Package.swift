@@ -3,7 +3,7 @@ import PackageDescription
 
 let package = Package(
     name: "marblerun-swift",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .library(name: "Manifest", targets: ["Manifest"]),
         .library(name: "JSONText", targets: ["JSONText"]),
@@ -63,7 +63,7 @@ let package = Package(
                 .product(name: "X509", package: "swift-certificates"),
             ]
         ),
-        .executableTarget(name: "bench", dependencies: ["Manifest", "ManifestTesting"], path: "Benchmarks/bench"),
+        .executableTarget(name: "bench", dependencies: ["Manifest", "ManifestTesting", "Attestation"], path: "Benchmarks/bench"),
         .testTarget(
             name: "ManifestTests",
             dependencies: ["Manifest", "ManifestTesting", "JSONText"]

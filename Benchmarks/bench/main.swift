@@ -1,3 +1,4 @@
+import Attestation
 import Foundation
 import Manifest
 import ManifestTesting
@@ -30,6 +31,43 @@ func measure(_ name: String, _ body: () -> Bool) {
             format: "| %@ | %.0f /s | %.1f µs | %.0f–%.0f /s |", name, median, 1e6 / median, rates.first!, rates.last!))
 }
 
+/// dcap-qvl (PyPI) on the same quote in the same run, when ./scripts/test has installed it.
+func measureDCAPQVL() {
+    if let filter, !"dcap-qvl sgx_quote".contains(filter) { return }
+    let python = TestData.packageRoot.appendingPathComponent(".venv/bin/python")
+    guard FileManager.default.isExecutableFile(atPath: python.path) else {
+        print("| dcap-qvl | not measured: run ./scripts/test once to install it into .venv | | |")
+        return
+    }
+    let process = Process()
+    process.executableURL = python
+    process.arguments = [
+        TestData.packageRoot.appendingPathComponent("Benchmarks/dcap_qvl_bench.py").path, TestData.directory.path,
+        String(secondsPerRound), String(rounds),
+    ]
+    let output = Pipe()
+    process.standardOutput = output
+    do {
+        try process.run()
+    } catch {
+        print("| dcap-qvl | not measured: \(error) | | |")
+        return
+    }
+    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    for line in text.split(separator: "\n") {
+        let parts = line.split(separator: " ")
+        guard parts.count == 2, let rate = Double(parts[1]) else { continue }
+        let label =
+            parts[0] == "full"
+            ? "full verification (QuoteCollateralV3.from_json + verify)" : "collateral object reused (verify only)"
+        print(
+            String(
+                format: "| dcap-qvl 0.7.0, sgx_quote: %@ | %.0f /s | %.1f µs | median of %d |", label, rate, 1e6 / rate,
+                rounds))
+    }
+}
+
 do {
     let sample = try SampleManifests.sampleWithCertificates()
     let helloworld = try SampleManifests.withUniqueID("helloworld.json")
@@ -44,6 +82,20 @@ do {
     measure("sample-manifest.json: fingerprint only") {
         ManifestDocument.fingerprint(of: sample).count == 64
     }
+    let quoteBytes = try TestData.bytes("dcap/dcap-qvl/sgx_quote")
+    let bundle = try TestData.bytes("dcap/dcap-qvl/sgx_quote_collateral.json")
+    let at = Date(timeIntervalSince1970: 1_751_328_000)
+    measure("sgx_quote: full verification, nothing cached (collateral and quote parsed each time)") {
+        guard let collateral = try? Collateral(dcapQVLBundle: bundle), let quote = try? Quote(parsing: quoteBytes)
+        else { return false }
+        return (try? QuoteVerifier().verify(quote, collateral: collateral, at: at)) != nil
+    }
+    let prepared = try QuoteVerifier().prepare(Collateral(dcapQVLBundle: bundle), at: at)
+    measure("sgx_quote: prepared collateral, PCK chain cached (quote parsed and signature checked each time)") {
+        guard let quote = try? Quote(parsing: quoteBytes) else { return false }
+        return (try? QuoteVerifier().verify(quote, with: prepared, at: at)) != nil
+    }
+    measureDCAPQVL()
 } catch {
     print("bench: cannot read the shared test data: \(error)")
     exit(1)

@@ -52,7 +52,7 @@ public struct JSONSyntaxError: Error, Sendable, Hashable, CustomStringConvertibl
     public var description: String { "line \(line), column \(column): \(reason)" }
 }
 
-private struct Cursor {
+struct Cursor {
     let bytes: [UInt8]
     let maximumDepth: Int
     var index = 0
@@ -214,11 +214,21 @@ private struct Cursor {
             guard index < bytes.count else { throw error("unexpected end of input: unterminated string", at: start) }
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
-                buffer += bytes[runStart..<index]
-                index += 1
-                guard let text = String(validating: buffer, as: UTF8.self) else {
-                    throw error("string is not valid UTF-8", at: start)
+                let text: String?
+                if buffer.isEmpty {
+                    // No escapes: decode in place; ASCII needs no validation (the common case).
+                    let run = bytes[runStart..<index]
+                    text =
+                        run.allSatisfy { $0 < 0x80 }
+                        ? String(decoding: run, as: UTF8.self) : String(validating: run, as: UTF8.self)
+                } else {
+                    buffer += bytes[runStart..<index]
+                    text =
+                        buffer.allSatisfy { $0 < 0x80 }
+                        ? String(decoding: buffer, as: UTF8.self) : String(validating: buffer, as: UTF8.self)
                 }
+                index += 1
+                guard let text else { throw error("string is not valid UTF-8", at: start) }
                 return text
             }
             if byte < 0x20 { throw error("control character 0x\(String(byte, radix: 16)) in a string: escape it") }

@@ -1,6 +1,6 @@
 /// A parsed JSON document that keeps what a manifest check needs and `Codable` loses:
 /// the order and duplicates of object keys and the exact text of every number.
-public indirect enum JSONValue: Sendable, Hashable {
+public enum JSONValue: Sendable, Hashable {
     case null
     case bool(Bool)
     /// A number as written, so `18446744073709551615` and `1.0` are judged on their text.

@@ -91,3 +91,24 @@ import Testing
 func hex(_ bytes: [UInt8]) -> String {
     bytes.map { String(format: "%02x", $0) }.joined()
 }
+
+@Suite struct CollateralTimeTests {
+    @Test(arguments: [
+        "2025-06-19T10:56:11Z", "2000-02-29T00:00:00Z", "1999-12-31T23:59:59Z", "2049-12-31T23:59:59Z",
+        "2024-03-01T12:00:00.250Z",
+    ])
+    func matchesFoundationsParser(text: String) throws {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions =
+            text.contains(".") ? [.withInternetDateTime, .withFractionalSeconds] : [.withInternetDateTime]
+        let expected = try #require(formatter.date(from: text))
+        #expect(CollateralTimeProbe.parse(text) == expected)
+    }
+
+    @Test(arguments: [
+        "2025-13-01T00:00:00Z", "2025-06-19 10:56:11Z", "2025-06-19T10:56:11", "yesterday", "2025-06-19T10:56:11+02:00",
+    ])
+    func refusesOtherForms(text: String) {
+        #expect(CollateralTimeProbe.parse(text) == nil)
+    }
+}

@@ -15,7 +15,9 @@ public struct Collateral: Sendable {
     public var rootCACRL: CertificateRevocationList
     /// The CRL of the PCK Processor or Platform CA that issued the PCK certificate.
     public var pckCRL: CertificateRevocationList
-    public var pckCRLIssuerChain: [Certificate]
+    /// The PCK CRL's issuer chain as PEM text. Verification checks the CRL against the PCK CA of
+    /// the (validated) chain in the quote, so this copy is kept, not parsed.
+    public var pckCRLIssuerChainPEM: String
     public var tcbInfo: Signed<TCBInfo>
     public var tcbInfoIssuerChain: [Certificate]
     public var qeIdentity: Signed<EnclaveIdentity>
@@ -24,13 +26,13 @@ public struct Collateral: Sendable {
     public var pckCertificateChain: [Certificate]?
 
     public init(
-        rootCACRL: CertificateRevocationList, pckCRL: CertificateRevocationList, pckCRLIssuerChain: [Certificate],
+        rootCACRL: CertificateRevocationList, pckCRL: CertificateRevocationList, pckCRLIssuerChainPEM: String,
         tcbInfo: Signed<TCBInfo>, tcbInfoIssuerChain: [Certificate], qeIdentity: Signed<EnclaveIdentity>,
         qeIdentityIssuerChain: [Certificate], pckCertificateChain: [Certificate]? = nil
     ) {
         self.rootCACRL = rootCACRL
         self.pckCRL = pckCRL
-        self.pckCRLIssuerChain = pckCRLIssuerChain
+        self.pckCRLIssuerChainPEM = pckCRLIssuerChainPEM
         self.tcbInfo = tcbInfo
         self.tcbInfoIssuerChain = tcbInfoIssuerChain
         self.qeIdentity = qeIdentity
@@ -44,18 +46,13 @@ public struct Collateral: Sendable {
             .compactMap { $0 }.min() ?? tcbInfo.document.nextUpdate
     }
 
-    static func signed<Document: Decodable & Sendable>(
-        _ type: Document.Type, bytes: [UInt8], signatureHex: String, name: String
+    static func signed<Document: Sendable>(
+        _ parse: ([UInt8]) throws(AttestationError) -> Document, bytes: [UInt8], signatureHex: String, name: String
     ) throws(AttestationError) -> Signed<Document> {
         guard let signature = CollateralHex.bytes(signatureHex), signature.count == 64 else {
             throw AttestationError(.malformedCollateral, "the \(name) signature is not 128 hex digits (r‖s)")
         }
-        do {
-            return Signed(
-                bytes: bytes, signature: signature, document: try JSONDecoder().decode(type, from: Data(bytes)))
-        } catch {
-            throw AttestationError(.malformedCollateral, "the \(name) does not parse: \(error)")
-        }
+        return Signed(bytes: bytes, signature: signature, document: try parse(bytes))
     }
 }
 
@@ -63,22 +60,23 @@ extension Collateral {
     /// Reads the single-JSON-object form dcap-qvl uses (`QuoteCollateralV3`): PEM chains, hex
     /// CRLs, TCB Info and QE Identity as the exact signed JSON text, hex signatures.
     public init(dcapQVLBundle bytes: [UInt8]) throws(AttestationError) {
-        struct Bundle: Decodable {
-            var pck_crl_issuer_chain: String
-            var root_ca_crl: String
-            var pck_crl: String
-            var tcb_info_issuer_chain: String
-            var tcb_info: String
-            var tcb_info_signature: String
-            var qe_identity_issuer_chain: String
-            var qe_identity: String
-            var qe_identity_signature: String
-        }
-        let bundle: Bundle
+        var fields: [String: String] = [:]
         do {
-            bundle = try JSONDecoder().decode(Bundle.self, from: Data(bytes))
+            var reader = JSONReader(bytes)
+            try reader.object { reader, key in
+                if try reader.null() { return }
+                fields[key] = try reader.string()
+            }
+            try reader.finish()
         } catch {
-            throw AttestationError(.malformedCollateral, "the collateral bundle does not parse: \(error)")
+            throw AttestationError(
+                .malformedCollateral, "the collateral bundle is not a JSON object of strings: \(error)")
+        }
+        func field(_ name: String) throws(AttestationError) -> String {
+            guard let value = fields[name] else {
+                throw AttestationError(.malformedCollateral, "the collateral bundle lacks \(name)")
+            }
+            return value
         }
         func crl(_ hex: String, _ name: String) throws(AttestationError) -> CertificateRevocationList {
             guard let der = CollateralHex.bytes(hex) else {
@@ -86,18 +84,23 @@ extension Collateral {
             }
             return try CertificateRevocationList(derEncoded: der)
         }
+        // TCB Info and QE Identity are signed by the same chain: read it once when it is the same text.
+        let tcbChainText = try field("tcb_info_issuer_chain")
+        let qeChainText = try field("qe_identity_issuer_chain")
+        let tcbChain = try PEMChain.certificates(in: tcbChainText)
+        let qeChain = qeChainText == tcbChainText ? tcbChain : try PEMChain.certificates(in: qeChainText)
         self.init(
-            rootCACRL: try crl(bundle.root_ca_crl, "root CA CRL"),
-            pckCRL: try crl(bundle.pck_crl, "PCK CRL"),
-            pckCRLIssuerChain: try PEMChain.certificates(in: bundle.pck_crl_issuer_chain),
+            rootCACRL: try crl(field("root_ca_crl"), "root CA CRL"),
+            pckCRL: try crl(field("pck_crl"), "PCK CRL"),
+            pckCRLIssuerChainPEM: try field("pck_crl_issuer_chain"),
             tcbInfo: try Self.signed(
-                TCBInfo.self, bytes: Array(bundle.tcb_info.utf8), signatureHex: bundle.tcb_info_signature,
-                name: "TCB Info"),
-            tcbInfoIssuerChain: try PEMChain.certificates(in: bundle.tcb_info_issuer_chain),
+                TCBInfo.init(jsonBytes:), bytes: Array(field("tcb_info").utf8),
+                signatureHex: field("tcb_info_signature"), name: "TCB Info"),
+            tcbInfoIssuerChain: tcbChain,
             qeIdentity: try Self.signed(
-                EnclaveIdentity.self, bytes: Array(bundle.qe_identity.utf8), signatureHex: bundle.qe_identity_signature,
-                name: "QE Identity"),
-            qeIdentityIssuerChain: try PEMChain.certificates(in: bundle.qe_identity_issuer_chain))
+                EnclaveIdentity.init(jsonBytes:), bytes: Array(field("qe_identity").utf8),
+                signatureHex: field("qe_identity_signature"), name: "QE Identity"),
+            qeIdentityIssuerChain: qeChain)
     }
 
     /// Reads a folder in Intel PCS layout: `tcbInfo.json` (`{"tcbInfo":…,"signature":…}`),
@@ -115,7 +118,9 @@ extension Collateral {
         func text(_ name: String) throws(AttestationError) -> String {
             String(decoding: try read(name), as: UTF8.self)
         }
-        func signedMember<Document: Decodable & Sendable>(_ type: Document.Type, file: String, member: String)
+        func signedMember<Document: Sendable>(
+            _ parse: ([UInt8]) throws(AttestationError) -> Document, file: String, member: String
+        )
             throws(AttestationError) -> Signed<Document>
         {
             let bytes = try read(file)
@@ -131,7 +136,7 @@ extension Collateral {
             else {
                 throw AttestationError(.malformedCollateral, "\(file) lacks \"\(member)\" or \"signature\"")
             }
-            return try Self.signed(type, bytes: Array(bytes[body.range]), signatureHex: signatureHex, name: file)
+            return try Self.signed(parse, bytes: Array(bytes[body.range]), signatureHex: signatureHex, name: file)
         }
         let pckSignChain = try PEMChain.certificates(in: text("pckSignChain.pem"))
         let tcbSignChain = try PEMChain.certificates(in: text("tcbSignChain.pem"))
@@ -142,10 +147,11 @@ extension Collateral {
         self.init(
             rootCACRL: try CertificateRevocationList(derEncoded: read("rootCaCrl.der")),
             pckCRL: try CertificateRevocationList(derEncoded: read("intermediateCaCrl.der")),
-            pckCRLIssuerChain: pckSignChain,
-            tcbInfo: try signedMember(TCBInfo.self, file: "tcbInfo.json", member: "tcbInfo"),
+            pckCRLIssuerChainPEM: try text("pckSignChain.pem"),
+            tcbInfo: try signedMember(TCBInfo.init(jsonBytes:), file: "tcbInfo.json", member: "tcbInfo"),
             tcbInfoIssuerChain: tcbSignChain,
-            qeIdentity: try signedMember(EnclaveIdentity.self, file: "qeIdentity.json", member: "enclaveIdentity"),
+            qeIdentity: try signedMember(
+                EnclaveIdentity.init(jsonBytes:), file: "qeIdentity.json", member: "enclaveIdentity"),
             qeIdentityIssuerChain: tcbSignChain,
             pckCertificateChain: pckChain)
     }
@@ -159,7 +165,7 @@ extension Collateral {
         }
         func hex(_ bytes: [UInt8]) -> String { hexString(bytes).lowercased() }
         let object: [String: String] = [
-            "pck_crl_issuer_chain": try pem(pckCRLIssuerChain),
+            "pck_crl_issuer_chain": pckCRLIssuerChainPEM,
             "root_ca_crl": hex(rootCACRL.der),
             "pck_crl": hex(pckCRL.der),
             "tcb_info_issuer_chain": try pem(tcbInfoIssuerChain),

@@ -1,11 +1,28 @@
 import Foundation
+import JSONText
 
 /// Intel's TCB Info (versions 2 and 3, SGX and TDX): the TCB levels of one FMSPC.
-public struct TCBInfo: Sendable, Hashable, Decodable {
+public struct TCBInfo: Sendable, Hashable {
     public struct Level: Sendable, Hashable {
         public var sgxComponents: [UInt8]
         public var tdxComponents: [UInt8]?
         public var pceSVN: UInt16
+        public var status: TCBStatus
+        public var advisoryIDs: [String]
+
+        public init(
+            sgxComponents: [UInt8], tdxComponents: [UInt8]?, pceSVN: UInt16, status: TCBStatus, advisoryIDs: [String]
+        ) {
+            self.sgxComponents = sgxComponents
+            self.tdxComponents = tdxComponents
+            self.pceSVN = pceSVN
+            self.status = status
+            self.advisoryIDs = advisoryIDs
+        }
+    }
+
+    public struct ModuleLevel: Sendable, Hashable {
+        public var isvSVN: UInt16
         public var status: TCBStatus
         public var advisoryIDs: [String]
     }
@@ -15,17 +32,8 @@ public struct TCBInfo: Sendable, Hashable, Decodable {
         public var mrSigner: [UInt8]
         public var attributes: [UInt8]
         public var attributesMask: [UInt8]
-        /// (ISVSVN, status, advisories), highest first.
-        public var levels: [(isvSVN: UInt16, status: TCBStatus, advisoryIDs: [String])]
-
-        public static func == (lhs: Self, rhs: Self) -> Bool {
-            lhs.id == rhs.id && lhs.mrSigner == rhs.mrSigner && lhs.attributes == rhs.attributes
-                && lhs.attributesMask == rhs.attributesMask
-                && lhs.levels.map(\.isvSVN) == rhs.levels.map(\.isvSVN)
-                && lhs.levels.map(\.status) == rhs.levels.map(\.status)
-        }
-
-        public func hash(into hasher: inout Hasher) { hasher.combine(id) }
+        /// Highest first.
+        public var levels: [ModuleLevel]
     }
 
     /// "SGX" or "TDX" (version 3); nil in version 2.
@@ -40,105 +48,180 @@ public struct TCBInfo: Sendable, Hashable, Decodable {
     public var tdxModule: ModuleIdentity?
     public var tdxModuleIdentities: [ModuleIdentity]
 
-    private enum Keys: String, CodingKey {
-        case id, version, issueDate, nextUpdate, fmspc, pceId, tcbLevels, tdxModule, tdxModuleIdentities
-        case tcb, tcbStatus, advisoryIDs, sgxtcbcomponents, tdxtcbcomponents, pcesvn, svn, isvsvn
-        case mrsigner, attributes, attributesMask
-    }
-
-    private struct DynamicKey: CodingKey {
-        var stringValue: String
-        var intValue: Int? { nil }
-        init(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { nil }
-    }
-
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: Keys.self)
-        id = try container.decodeIfPresent(String.self, forKey: .id)
-        version = try container.decode(Int.self, forKey: .version)
-        issueDate = try CollateralDate.decode(container, .issueDate)
-        nextUpdate = try CollateralDate.decode(container, .nextUpdate)
-        fmspc = try CollateralHex.decode(container, .fmspc, length: 6)
-        pceID = try CollateralHex.decode(container, .pceId, length: 2)
-        var levelsContainer = try container.nestedUnkeyedContainer(forKey: .tcbLevels)
-        var levels: [Level] = []
-        while !levelsContainer.isAtEnd {
-            let level = try levelsContainer.nestedContainer(keyedBy: Keys.self)
-            let status = TCBStatus(rawValue: try level.decode(String.self, forKey: .tcbStatus))
-            let advisories = try level.decodeIfPresent([String].self, forKey: .advisoryIDs) ?? []
-            let tcb = try level.nestedContainer(keyedBy: Keys.self, forKey: .tcb)
-            let pceSVN = try tcb.decode(UInt16.self, forKey: .pcesvn)
-            var sgx: [UInt8]
-            var tdx: [UInt8]?
-            if tcb.contains(.sgxtcbcomponents) {
-                sgx = try Self.components(tcb, .sgxtcbcomponents)
-                if tcb.contains(.tdxtcbcomponents) { tdx = try Self.components(tcb, .tdxtcbcomponents) }
-            } else {
-                let flat = try level.superDecoder(forKey: .tcb).container(keyedBy: DynamicKey.self)
-                sgx = try (1...16).map { index in
-                    try flat.decode(
-                        UInt8.self, forKey: DynamicKey(stringValue: String(format: "sgxtcbcomp%02dsvn", index)))
+    /// Reads the exact JSON text Intel signs (the value of `"tcbInfo"`). It is read in place
+    /// (``JSONReader``): this runs for every quote verified without cached collateral.
+    public init(jsonBytes: [UInt8]) throws(AttestationError) {
+        var fields = TCBInfoFields()
+        do {
+            var reader = JSONReader(jsonBytes)
+            try reader.object { reader, key in
+                switch key {
+                case "id": fields.id = try reader.string()
+                case "version": fields.version = try reader.integer()
+                case "issueDate": fields.issueDate = try reader.string()
+                case "nextUpdate": fields.nextUpdate = try reader.string()
+                case "fmspc": fields.fmspc = try reader.string()
+                case "pceId": fields.pceID = try reader.string()
+                case "tcbLevels":
+                    var levels: [Level] = []
+                    try reader.array { reader in levels.append(try Self.level(&reader)) }
+                    fields.levels = levels
+                case "tdxModule": fields.tdxModule = try Self.moduleIdentity(&reader)
+                case "tdxModuleIdentities":
+                    var identities: [ModuleIdentity] = []
+                    try reader.array { reader in identities.append(try Self.moduleIdentity(&reader)) }
+                    fields.tdxModuleIdentities = identities
+                default: try reader.skip()
                 }
             }
-            levels.append(
-                Level(sgxComponents: sgx, tdxComponents: tdx, pceSVN: pceSVN, status: status, advisoryIDs: advisories))
+            try reader.finish()
+        } catch let error as AttestationError {
+            throw error
+        } catch {
+            throw AttestationError(.malformedCollateral, "the TCB Info is not valid: \(error)")
         }
-        self.levels = levels
-        tdxModule = try container.decodeIfPresent(ModuleIdentityJSON.self, forKey: .tdxModule)?.identity(id: "")
-        tdxModuleIdentities = try
-            (container.decodeIfPresent([ModuleIdentityJSON].self, forKey: .tdxModuleIdentities) ?? [])
-            .map { try $0.identity(id: $0.id ?? "") }
+        func required<T>(_ value: T?, _ field: String) throws(AttestationError) -> T {
+            guard let value else { throw AttestationError(.malformedCollateral, "the TCB Info lacks a valid \(field)") }
+            return value
+        }
+        id = fields.id
+        version = try required(fields.version, "version")
+        issueDate = try required(fields.issueDate.flatMap(CollateralDate.parse), "issueDate")
+        nextUpdate = try required(fields.nextUpdate.flatMap(CollateralDate.parse), "nextUpdate")
+        fmspc = try required(fields.fmspc.flatMap(CollateralHex.bytes).flatMap { $0.count == 6 ? $0 : nil }, "fmspc")
+        pceID = try required(fields.pceID.flatMap(CollateralHex.bytes).flatMap { $0.count == 2 ? $0 : nil }, "pceId")
+        levels = try required(fields.levels, "tcbLevels")
+        tdxModule = fields.tdxModule
+        tdxModuleIdentities = fields.tdxModuleIdentities
     }
 
-    private static func components(_ container: KeyedDecodingContainer<Keys>, _ key: Keys) throws -> [UInt8] {
-        struct Component: Decodable { var svn: UInt8 }
-        let components = try container.decode([Component].self, forKey: key).map(\.svn)
-        guard components.count == 16 else {
-            throw DecodingError.dataCorruptedError(
-                forKey: key, in: container, debugDescription: "expected 16 TCB components, got \(components.count)")
-        }
-        return components
-    }
-
-    private struct ModuleIdentityJSON: Decodable {
-        struct LevelJSON: Decodable {
-            struct TCB: Decodable { var isvsvn: UInt16 }
-            var tcb: TCB
-            var tcbStatus: String
-            var advisoryIDs: [String]?
-        }
+    private struct TCBInfoFields {
         var id: String?
-        var mrsigner: String
-        var attributes: String
-        var attributesMask: String
-        var tcbLevels: [LevelJSON]?
+        var version: Int?
+        var issueDate: String?
+        var nextUpdate: String?
+        var fmspc: String?
+        var pceID: String?
+        var levels: [Level]?
+        var tdxModule: ModuleIdentity?
+        var tdxModuleIdentities: [ModuleIdentity] = []
+    }
 
-        func identity(id: String) throws -> ModuleIdentity {
-            guard let signer = CollateralHex.bytes(mrsigner), signer.count == 48,
-                let attributes = CollateralHex.bytes(attributes), attributes.count == 8,
-                let mask = CollateralHex.bytes(attributesMask), mask.count == 8
-            else {
-                throw DecodingError.dataCorrupted(
-                    .init(codingPath: [], debugDescription: "malformed TDX module identity \(id)"))
+    private struct Malformed: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    private static func level(_ reader: inout JSONReader) throws -> Level {
+        var sgx: [UInt8]?
+        var tdx: [UInt8]?
+        var flat = [UInt8](repeating: 0, count: 16)
+        var flatSeen = 0
+        var pceSVN: UInt16?
+        var status: String?
+        var advisories: [String] = []
+        try reader.object { reader, key in
+            switch key {
+            case "tcb":
+                try reader.object { reader, key in
+                    switch key {
+                    case "sgxtcbcomponents": sgx = try components(&reader)
+                    case "tdxtcbcomponents": tdx = try components(&reader)
+                    case "pcesvn": pceSVN = try reader.integer()
+                    default:
+                        // Version 2: sgxtcbcomp01svn … sgxtcbcomp16svn.
+                        if key.hasPrefix("sgxtcbcomp"), key.hasSuffix("svn"),
+                            let index = Int(key.dropFirst(10).dropLast(3)),
+                            (1...16).contains(index)
+                        {
+                            flat[index - 1] = try reader.integer()
+                            flatSeen += 1
+                        } else {
+                            try reader.skip()
+                        }
+                    }
+                }
+            case "tcbStatus": status = try reader.string()
+            case "advisoryIDs": try reader.array { reader in advisories.append(try reader.string()) }
+            default: try reader.skip()
             }
-            return ModuleIdentity(
-                id: id, mrSigner: signer, attributes: attributes, attributesMask: mask,
-                levels: (tcbLevels ?? []).map {
-                    ($0.tcb.isvsvn, TCBStatus(rawValue: $0.tcbStatus), $0.advisoryIDs ?? [])
-                })
         }
+        if sgx == nil && flatSeen == 16 { sgx = flat }
+        guard let sgx, let pceSVN, let status else {
+            throw Malformed(description: "a TCB level lacks its SGX components, PCE SVN or status")
+        }
+        return Level(
+            sgxComponents: sgx, tdxComponents: tdx, pceSVN: pceSVN, status: TCBStatus(rawValue: status),
+            advisoryIDs: advisories)
+    }
+
+    private static func components(_ reader: inout JSONReader) throws -> [UInt8] {
+        var result: [UInt8] = []
+        result.reserveCapacity(16)
+        try reader.array { reader in
+            var svn: UInt8?
+            try reader.object { reader, key in
+                if key == "svn" { svn = try reader.integer() } else { try reader.skip() }
+            }
+            guard let svn else { throw Malformed(description: "a TCB component lacks its svn") }
+            result.append(svn)
+        }
+        guard result.count == 16 else {
+            throw Malformed(description: "expected 16 TCB components, got \(result.count)")
+        }
+        return result
+    }
+
+    private static func moduleIdentity(_ reader: inout JSONReader) throws -> ModuleIdentity {
+        var id = ""
+        var signer: [UInt8]?
+        var attributes: [UInt8]?
+        var mask: [UInt8]?
+        var levels: [ModuleLevel] = []
+        try reader.object { reader, key in
+            switch key {
+            case "id": id = try reader.string()
+            case "mrsigner": signer = CollateralHex.bytes(try reader.string())
+            case "attributes": attributes = CollateralHex.bytes(try reader.string())
+            case "attributesMask": mask = CollateralHex.bytes(try reader.string())
+            case "tcbLevels":
+                try reader.array { reader in
+                    var isvSVN: UInt16?
+                    var status: String?
+                    var advisories: [String] = []
+                    try reader.object { reader, key in
+                        switch key {
+                        case "tcb":
+                            try reader.object { reader, key in
+                                if key == "isvsvn" { isvSVN = try reader.integer() } else { try reader.skip() }
+                            }
+                        case "tcbStatus": status = try reader.string()
+                        case "advisoryIDs": try reader.array { reader in advisories.append(try reader.string()) }
+                        default: try reader.skip()
+                        }
+                    }
+                    guard let isvSVN, let status else {
+                        throw Malformed(description: "a TDX module TCB level lacks isvsvn or tcbStatus")
+                    }
+                    levels.append(
+                        ModuleLevel(isvSVN: isvSVN, status: TCBStatus(rawValue: status), advisoryIDs: advisories))
+                }
+            default: try reader.skip()
+            }
+        }
+        guard let signer, signer.count == 48, let attributes, attributes.count == 8, let mask, mask.count == 8 else {
+            throw Malformed(
+                description: "TDX module identity \(id) has a malformed mrsigner, attributes or attributesMask")
+        }
+        return ModuleIdentity(id: id, mrSigner: signer, attributes: attributes, attributesMask: mask, levels: levels)
     }
 }
 
 /// Intel's QE Identity (enclave identity version 2): what the quoting enclave must be.
-public struct EnclaveIdentity: Sendable, Hashable, Decodable {
-    public struct Level: Sendable, Hashable, Decodable {
-        struct TCB: Decodable, Hashable { var isvsvn: UInt16 }
-        var tcb: TCB
-        public var isvSVN: UInt16 { tcb.isvsvn }
+public struct EnclaveIdentity: Sendable, Hashable {
+    public struct Level: Sendable, Hashable {
+        public var isvSVN: UInt16
         public var tcbStatus: TCBStatus
-        public var advisoryIDs: [String]?
+        public var advisoryIDs: [String]
     }
 
     /// "QE", "TD_QE" (absent in older versions).
@@ -155,75 +238,82 @@ public struct EnclaveIdentity: Sendable, Hashable, Decodable {
     public var isvProdID: UInt16
     public var levels: [Level]
 
-    private enum Keys: String, CodingKey {
-        case id, version, issueDate, nextUpdate, miscselect, miscselectMask, attributes, attributesMask, mrsigner,
-            isvprodid, tcbLevels
-    }
-
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: Keys.self)
-        id = try container.decodeIfPresent(String.self, forKey: .id)
-        version = try container.decode(Int.self, forKey: .version)
-        issueDate = try CollateralDate.decode(container, .issueDate)
-        nextUpdate = try CollateralDate.decode(container, .nextUpdate)
-        miscSelect = try CollateralHex.decode(container, .miscselect, length: 4)
-        miscSelectMask = try CollateralHex.decode(container, .miscselectMask, length: 4)
-        attributes = try CollateralHex.decode(container, .attributes, length: 16)
-        attributesMask = try CollateralHex.decode(container, .attributesMask, length: 16)
-        mrSigner = try CollateralHex.decode(container, .mrsigner, length: 32)
-        isvProdID = try container.decode(UInt16.self, forKey: .isvprodid)
-        levels = try container.decode([Level].self, forKey: .tcbLevels)
-    }
-}
-
-enum CollateralDate {
-    static func decode<K: CodingKey>(_ container: KeyedDecodingContainer<K>, _ key: K) throws -> Date {
-        let text = try container.decode(String.self, forKey: key)
-        guard let date = parse(text) else {
-            throw DecodingError.dataCorruptedError(
-                forKey: key, in: container, debugDescription: "not an RFC 3339 time: \(text)")
+    /// Reads the exact JSON text Intel signs (the value of `"enclaveIdentity"`).
+    public init(jsonBytes: [UInt8]) throws(AttestationError) {
+        var text: [String: String] = [:]
+        var version: Int?
+        var productID: UInt16?
+        var levels: [Level]?
+        do {
+            var reader = JSONReader(jsonBytes)
+            try reader.object { reader, key in
+                switch key {
+                case "id", "issueDate", "nextUpdate", "miscselect", "miscselectMask", "attributes", "attributesMask",
+                    "mrsigner":
+                    text[key] = try reader.string()
+                case "version": version = try reader.integer()
+                case "isvprodid": productID = try reader.integer()
+                case "tcbLevels":
+                    var list: [Level] = []
+                    try reader.array { reader in
+                        var isvSVN: UInt16?
+                        var status: String?
+                        var advisories: [String] = []
+                        try reader.object { reader, key in
+                            switch key {
+                            case "tcb":
+                                try reader.object { reader, key in
+                                    if key == "isvsvn" { isvSVN = try reader.integer() } else { try reader.skip() }
+                                }
+                            case "tcbStatus": status = try reader.string()
+                            case "advisoryIDs": try reader.array { reader in advisories.append(try reader.string()) }
+                            default: try reader.skip()
+                            }
+                        }
+                        guard let isvSVN, let status else {
+                            throw AttestationError(
+                                .malformedCollateral, "a QE Identity TCB level lacks isvsvn or tcbStatus")
+                        }
+                        list.append(
+                            Level(isvSVN: isvSVN, tcbStatus: TCBStatus(rawValue: status), advisoryIDs: advisories))
+                    }
+                    levels = list
+                default: try reader.skip()
+                }
+            }
+            try reader.finish()
+        } catch let error as AttestationError {
+            throw error
+        } catch {
+            throw AttestationError(.malformedCollateral, "the QE Identity is not valid: \(error)")
         }
-        return date
-    }
-
-    static func parse(_ text: String) -> Date? {
-        let formatter = ISO8601DateFormatter()
-        if let date = formatter.date(from: text) { return date }
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.date(from: text)
-    }
-}
-
-enum CollateralHex {
-    static func decode<K: CodingKey>(_ container: KeyedDecodingContainer<K>, _ key: K, length: Int) throws -> [UInt8] {
-        let text = try container.decode(String.self, forKey: key)
-        guard let bytes = bytes(text), bytes.count == length else {
-            throw DecodingError.dataCorruptedError(
-                forKey: key, in: container, debugDescription: "expected \(length * 2) hex digits")
+        func hex(_ field: String, _ length: Int) throws(AttestationError) -> [UInt8] {
+            guard let bytes = text[field].flatMap(CollateralHex.bytes), bytes.count == length else {
+                throw AttestationError(
+                    .malformedCollateral, "the QE Identity's \(field) is missing or not \(length * 2) hex digits")
+            }
+            return bytes
         }
-        return bytes
-    }
-
-    static func bytes(_ text: String) -> [UInt8]? {
-        let digits = Array(text.utf8)
-        guard digits.count % 2 == 0 else { return nil }
-        var result: [UInt8] = []
-        result.reserveCapacity(digits.count / 2)
-        var index = 0
-        while index < digits.count {
-            guard let high = nibble(digits[index]), let low = nibble(digits[index + 1]) else { return nil }
-            result.append(high << 4 | low)
-            index += 2
+        func date(_ field: String) throws(AttestationError) -> Date {
+            guard let date = text[field].flatMap(CollateralDate.parse) else {
+                throw AttestationError(
+                    .malformedCollateral, "the QE Identity's \(field) is missing or not an RFC 3339 UTC time")
+            }
+            return date
         }
-        return result
-    }
-
-    private static func nibble(_ digit: UInt8) -> UInt8? {
-        switch digit {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return digit - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return digit - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return digit - UInt8(ascii: "A") + 10
-        default: return nil
+        guard let version, let productID, let levels else {
+            throw AttestationError(.malformedCollateral, "the QE Identity lacks its version, isvprodid or tcbLevels")
         }
+        id = text["id"]
+        self.version = version
+        issueDate = try date("issueDate")
+        nextUpdate = try date("nextUpdate")
+        miscSelect = try hex("miscselect", 4)
+        miscSelectMask = try hex("miscselectMask", 4)
+        attributes = try hex("attributes", 16)
+        attributesMask = try hex("attributesMask", 16)
+        mrSigner = try hex("mrsigner", 32)
+        isvProdID = productID
+        self.levels = levels
     }
 }

@@ -113,23 +113,15 @@ public struct CertificateRevocationList: Sendable, Hashable {
     }
 
     static func time(_ node: ASN1Node) throws -> Date {
-        var components = DateComponents()
         if node.identifier == .utcTime {
             let time = try UTCTime(derEncoded: node)
-            components = DateComponents(
-                year: time.year, month: time.month, day: time.day, hour: time.hours, minute: time.minutes,
-                second: time.seconds)
-        } else {
-            let time = try GeneralizedTime(derEncoded: node)
-            components = DateComponents(
+            return CollateralDate.date(
                 year: time.year, month: time.month, day: time.day, hour: time.hours, minute: time.minutes,
                 second: time.seconds)
         }
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        guard let date = calendar.date(from: components) else {
-            throw ASN1Error.invalidASN1Object(reason: "invalid time")
-        }
-        return date
+        let time = try GeneralizedTime(derEncoded: node)
+        return CollateralDate.date(
+            year: time.year, month: time.month, day: time.day, hour: time.hours, minute: time.minutes,
+            second: time.seconds)
     }
 }

@@ -32,35 +32,45 @@ public enum PEMChain {
     public static func certificates(in bytes: [UInt8]) throws(AttestationError) -> [Certificate] {
         var end = bytes.count
         while end > 0, bytes[end - 1] == 0 { end -= 1 }
-        guard let text = String(validating: bytes[0..<end], as: UTF8.self) else {
-            throw AttestationError(.malformedCertificate, "the PEM certificate chain is not text")
-        }
-        return try certificates(in: text)
+        return try certificates(in: bytes[0..<end])
     }
 
     public static func certificates(in text: String) throws(AttestationError) -> [Certificate] {
-        let begin = "-----BEGIN CERTIFICATE-----"
-        let endMarker = "-----END CERTIFICATE-----"
+        try certificates(in: Array(text.utf8)[...])
+    }
+
+    private static let intelRootDER: [UInt8] = (try? TrustAnchors.intelSGXRootCA.serializeAsPEM().derBytes) ?? []
+    private static let begin = Array("-----BEGIN CERTIFICATE-----".utf8)
+    private static let end = Array("-----END CERTIFICATE-----".utf8)
+
+    /// Scans bytes (not Characters: a chain is ASCII, and this runs for every quote).
+    static func certificates(in bytes: ArraySlice<UInt8>) throws(AttestationError) -> [Certificate] {
         var certificates: [Certificate] = []
-        var rest = text[...]
-        while let start = rest.range(of: begin) {
-            guard let stop = rest[start.upperBound...].range(of: endMarker) else {
+        var rest = bytes
+        while let start = firstIndex(of: begin, in: rest) {
+            let bodyStart = start + begin.count
+            guard let stop = firstIndex(of: end, in: rest[bodyStart...]) else {
                 throw AttestationError(.malformedCertificate, "a PEM certificate has no END line")
             }
-            let base64 = rest[start.upperBound..<stop.lowerBound].filter { !$0.isWhitespace }
-            guard let der = Data(base64Encoded: String(base64)) else {
+            let base64 = rest[bodyStart..<stop].filter { !(0x09...0x0D).contains($0) && $0 != 0x20 }
+            guard let der = Data(base64Encoded: Data(base64)) else {
                 throw AttestationError(
                     .malformedCertificate, "certificate \(certificates.count + 1) of the chain is not valid base64")
             }
             do {
-                try requireWholeByteSignature(Array(der))
-                certificates.append(try Certificate(derEncoded: Array(der)))
+                let bytes = Array(der)
+                // Intel's root ends nearly every chain: reuse the parsed anchor when the bytes are its own.
+                if bytes == intelRootDER {
+                    certificates.append(TrustAnchors.intelSGXRootCA)
+                } else {
+                    certificates.append(try parseCertificate(bytes))
+                }
             } catch {
                 throw AttestationError(
                     .malformedCertificate, "certificate \(certificates.count + 1) of the chain does not parse: \(error)"
                 )
             }
-            rest = rest[stop.upperBound...]
+            rest = rest[(stop + end.count)...]
         }
         guard !certificates.isEmpty else {
             throw AttestationError(.malformedCertificate, "no PEM certificate found")
@@ -68,9 +78,24 @@ public enum PEMChain {
         return certificates
     }
 
-    /// swift-certificates ignores the unused-bits count of the signature BIT STRING; DER allows only 0.
-    private static func requireWholeByteSignature(_ der: [UInt8]) throws {
-        try DER.sequence(DER.parse(der), identifier: .sequence) { nodes in
+    private static func firstIndex(of needle: [UInt8], in haystack: ArraySlice<UInt8>) -> Int? {
+        guard haystack.count >= needle.count else { return nil }
+        var index = haystack.startIndex
+        let last = haystack.endIndex - needle.count
+        while index <= last {
+            if haystack[index] == needle[0] && haystack[index..<index + needle.count].elementsEqual(needle) {
+                return index
+            }
+            index += 1
+        }
+        return nil
+    }
+
+    /// Parses DER once; swift-certificates ignores the unused-bits count of the signature
+    /// BIT STRING, which DER requires to be 0, so that is checked on the same nodes.
+    private static func parseCertificate(_ der: [UInt8]) throws -> Certificate {
+        let root = try DER.parse(der)
+        try DER.sequence(root, identifier: .sequence) { nodes in
             _ = nodes.next()
             _ = nodes.next()
             let signature = try ASN1BitString(derEncoded: &nodes)
@@ -78,5 +103,6 @@ public enum PEMChain {
                 throw ASN1Error.invalidASN1Object(reason: "the signature BIT STRING has unused bits")
             }
         }
+        return try Certificate(derEncoded: root)
     }
 }

@@ -17,21 +17,20 @@ extension SimulatedPlatform {
         func sign(_ bytes: [UInt8]) -> [UInt8] {
             Array((try! tcbKey.signature(for: SHA256.hash(data: bytes))).rawRepresentation)
         }
-        let decoder = JSONDecoder()
         return Collateral(
             rootCACRL: try CRLBuilder.issue(
                 issuer: root, key: rootKey, thisUpdate: issued, nextUpdate: next, revoked: []),
             pckCRL: try CRLBuilder.issue(
                 issuer: pckCA, key: pckCAKey, thisUpdate: issued, nextUpdate: next,
                 revoked: configuration.revokePCK ? [pck.serialNumber] : []),
-            pckCRLIssuerChain: [pckCA, root],
+            pckCRLIssuerChainPEM: try [pckCA, root].map { try $0.serializeAsPEM().pemString + "\n" }.joined(),
             tcbInfo: .init(
                 bytes: tcbInfoBytes, signature: sign(tcbInfoBytes),
-                document: try decoder.decode(TCBInfo.self, from: Data(tcbInfoBytes))),
+                document: try TCBInfo(jsonBytes: tcbInfoBytes)),
             tcbInfoIssuerChain: [tcbSigning, root],
             qeIdentity: .init(
                 bytes: qeIdentityBytes, signature: sign(qeIdentityBytes),
-                document: try decoder.decode(EnclaveIdentity.self, from: Data(qeIdentityBytes))),
+                document: try EnclaveIdentity(jsonBytes: qeIdentityBytes)),
             qeIdentityIssuerChain: [tcbSigning, root])
     }
 

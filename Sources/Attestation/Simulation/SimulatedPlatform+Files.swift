@@ -86,7 +86,7 @@ extension SimulatedPlatform {
         try Data(collateral.pckCRL.der).write(
             to: folder.appendingPathComponent("intermediateCaCrl.der"), options: .atomic)
         let tcbChain = try collateral.tcbInfoIssuerChain.map { try $0.serializeAsPEM().pemString + "\n" }.joined()
-        let pckChain = try collateral.pckCRLIssuerChain.map { try $0.serializeAsPEM().pemString + "\n" }.joined()
+        let pckChain = collateral.pckCRLIssuerChainPEM
         try Data(tcbChain.utf8).write(to: folder.appendingPathComponent("tcbSignChain.pem"), options: .atomic)
         try Data(pckChain.utf8).write(to: folder.appendingPathComponent("pckSignChain.pem"), options: .atomic)
     }

@@ -14,9 +14,53 @@ public struct QuoteVerifier: Sendable {
         self.trustedRoot = trustedRoot
     }
 
-    /// Verifies `quote` with `collateral` as of `time`, or throws the step that failed.
+    /// Verifies `quote` with `collateral` as of `time`, or throws the step that failed. Nothing
+    /// is kept between calls; a service verifying many quotes uses ``prepare(_:at:)`` once.
     public func verify(_ quote: Quote, collateral: Collateral, at time: Date) throws(AttestationError) -> VerifiedQuote
     {
+        try verify(quote, with: prepare(collateral, at: time), at: time, remember: false)
+    }
+
+    /// Checks what does not depend on the quote — the root CRL, TCB Info and QE Identity with
+    /// their chains and signatures — and returns it ready for many ``verify(_:with:at:)`` calls.
+    public func prepare(_ collateral: Collateral, at time: Date) throws(AttestationError) -> PreparedCollateral {
+        let chains = ChainValidator(root: trustedRoot, time: time)
+        // Root CRL first: it covers every intermediate and the TCB signing certificate.
+        try collateral.rootCACRL.validate(issuedBy: trustedRoot, at: time, name: "root CA CRL")
+        let tcbInfo = try verifySigned(
+            collateral.tcbInfo, chain: collateral.tcbInfoIssuerChain, name: "TCB Info", chains: chains,
+            rootCRL: collateral.rootCACRL, code: .tcbInfoSignature)
+        try checkWindow(tcbInfo.issueDate, tcbInfo.nextUpdate, at: time, name: "TCB Info", code: .tcbInfoExpired)
+        let qeIdentity = try verifySigned(
+            collateral.qeIdentity, chain: collateral.qeIdentityIssuerChain, name: "QE Identity", chains: chains,
+            rootCRL: collateral.rootCACRL, code: .qeIdentitySignature,
+            chainAlreadyValidated: collateral.qeIdentityIssuerChain == collateral.tcbInfoIssuerChain)
+        try checkWindow(
+            qeIdentity.issueDate, qeIdentity.nextUpdate, at: time, name: "QE Identity", code: .qeIdentityExpired)
+        let certificates = collateral.tcbInfoIssuerChain + collateral.qeIdentityIssuerChain + [trustedRoot]
+        let window = Window(
+            from: ([collateral.rootCACRL.thisUpdate, tcbInfo.issueDate, qeIdentity.issueDate]
+                + certificates.map(\.notValidBefore)).max()!,
+            until: ([collateral.rootCACRL.nextUpdate ?? .distantFuture, tcbInfo.nextUpdate, qeIdentity.nextUpdate]
+                + certificates.map(\.notValidAfter)).min()!)
+        return PreparedCollateral(
+            collateral: collateral, trustedRoot: trustedRoot, evaluation: try TCBEvaluation(tcbInfo: tcbInfo),
+            qeIdentity: qeIdentity, window: window)
+    }
+
+    /// Verifies `quote` against collateral checked by ``prepare(_:at:)``. The PCK chain of each
+    /// platform and its QE report are checked once and remembered while they stay valid; the
+    /// quote's own signature is checked every time.
+    public func verify(_ quote: Quote, with prepared: PreparedCollateral, at time: Date) throws(AttestationError)
+        -> VerifiedQuote
+    {
+        try verify(quote, with: prepared, at: time, remember: true)
+    }
+
+    /// `remember: false` (one-off verification) skips the platform table entirely.
+    private func verify(
+        _ quote: Quote, with prepared: PreparedCollateral, at time: Date, remember: Bool
+    ) throws(AttestationError) -> VerifiedQuote {
         guard quote.attestationKeyType == Quote.attestationKeyTypeECDSAP256 else {
             throw AttestationError(
                 .unsupportedQuote, "attestation key type \(quote.attestationKeyType) is not ECDSA P-256 (2)")
@@ -24,65 +68,37 @@ public struct QuoteVerifier: Sendable {
         guard quote.qeVendorID == Quote.intelQEVendorID else {
             throw AttestationError(.unsupportedQuote, "the quoting enclave is not Intel's (vendor ID mismatch)")
         }
-        let chains = ChainValidator(root: trustedRoot, time: time)
-
-        // Root CRL first: it covers every intermediate and the TCB signing certificate.
-        try collateral.rootCACRL.validate(issuedBy: trustedRoot, at: time, name: "root CA CRL")
-
-        // The PCK chain, from the quote or supplied with the collateral.
-        let pckChain: [Certificate]
-        if let chain = try quote.certificationData.pemChain() {
-            pckChain = chain
-        } else if let supplied = collateral.pckCertificateChain {
-            pckChain = supplied
-        } else {
-            throw AttestationError(
-                .certificateChain,
-                "the quote carries certification data type \(quote.certificationData.type), so its PCK certificate must come with the collateral"
-            )
+        guard prepared.trustedRoot == trustedRoot else {
+            throw AttestationError(.untrustedRoot, "the collateral was prepared for another trust anchor")
         }
-        guard pckChain.count >= 2 else {
-            throw AttestationError(.certificateChain, "the PCK chain needs the PCK certificate and its CA")
+        if !prepared.window.contains(time) {
+            // Outside the window checked before: check again, to report the precise reason.
+            return try verify(quote, with: prepare(prepared.collateral, at: time), at: time, remember: false)
         }
-        let pckCA = pckChain[1]
-        try collateral.pckCRL.validate(issuedBy: pckCA, at: time, name: "PCK CRL")
-        try chains.validate(pckChain, name: "PCK certificate chain", crls: [collateral.rootCACRL, collateral.pckCRL])
-        let pck = pckChain[0]
-        let pckExtension = try PCKExtension(certificate: pck)
-
-        // TCB Info and QE Identity: issuer chain, signature over the exact bytes, validity window.
-        let tcbInfo = try verifySigned(
-            collateral.tcbInfo, chain: collateral.tcbInfoIssuerChain, name: "TCB Info", chains: chains,
-            rootCRL: collateral.rootCACRL, code: .tcbInfoSignature)
-        try checkWindow(tcbInfo.issueDate, tcbInfo.nextUpdate, at: time, name: "TCB Info", code: .tcbInfoExpired)
-        let qeIdentity = try verifySigned(
-            collateral.qeIdentity, chain: collateral.qeIdentityIssuerChain, name: "QE Identity", chains: chains,
-            rootCRL: collateral.rootCACRL, code: .qeIdentitySignature)
-        try checkWindow(
-            qeIdentity.issueDate, qeIdentity.nextUpdate, at: time, name: "QE Identity", code: .qeIdentityExpired)
-
-        guard tcbInfo.fmspc == pckExtension.fmspc else {
+        let evaluation = prepared.evaluation
+        let makePlatform = { () throws(AttestationError) -> PreparedCollateral.Platform in
+            try preparePlatform(
+                quote.certificationData, collateral: prepared.collateral, tcbInfo: evaluation.tcbInfo, at: time)
+        }
+        let platform =
+            remember
+            ? try prepared.platform(for: quote.certificationData, at: time, create: makePlatform) : try makePlatform()
+        if quote.isTDX != (evaluation.tcbInfo.id == "TDX") {
             throw AttestationError(
                 .collateralMismatch,
-                "the TCB Info is for FMSPC \(hexString(tcbInfo.fmspc)), the PCK certificate's is \(hexString(pckExtension.fmspc))"
-            )
-        }
-        guard tcbInfo.pceID == pckExtension.pceID else {
-            throw AttestationError(.collateralMismatch, "the TCB Info's PCE ID does not match the PCK certificate's")
-        }
-        if quote.isTDX != (tcbInfo.id == "TDX") {
-            throw AttestationError(
-                .collateralMismatch,
-                "a \(quote.isTDX ? "TDX" : "SGX") quote needs \(quote.isTDX ? "TDX" : "SGX") TCB Info, got \(tcbInfo.id ?? "SGX (version 2)")"
+                "a \(quote.isTDX ? "TDX" : "SGX") quote needs \(quote.isTDX ? "TDX" : "SGX") TCB Info, got \(evaluation.tcbInfo.id ?? "SGX (version 2)")"
             )
         }
 
         // The quote itself: QE report by the PCK key, its binding to the attestation key, the quote signature.
-        guard let pckKey = P256.Signing.PublicKey(pck.publicKey),
-            Self.isValid(rawSignature: quote.qeReportSignature, of: quote.qeReport.raw, by: pckKey)
-        else {
-            throw AttestationError(
-                .qeReportSignature, "the QE report's signature does not verify with the PCK certificate's key")
+        let qeReportKey = remember ? quote.qeReport.raw + quote.qeReportSignature : []
+        if !remember || !prepared.hasVerifiedQEReport(qeReportKey, platform: quote.certificationData) {
+            guard Self.isValid(rawSignature: quote.qeReportSignature, of: quote.qeReport.raw, by: platform.pckKey)
+            else {
+                throw AttestationError(
+                    .qeReportSignature, "the QE report's signature does not verify with the PCK certificate's key")
+            }
+            if remember { prepared.rememberVerifiedQEReport(qeReportKey, platform: quote.certificationData) }
         }
         let binding = Array(SHA256.hash(data: quote.attestationKey + quote.qeAuthData))
         let qeReportData = quote.qeReport.reportData
@@ -98,42 +114,83 @@ public struct QuoteVerifier: Sendable {
         }
 
         // Identities and TCB levels.
-        let qe = try evaluateQE(quote.qeReport, identity: qeIdentity)
-        let evaluation = try TCBEvaluation(tcbInfo: tcbInfo, pck: pckExtension)
-        let platform: (status: TCBStatus, advisories: [String], platformStatus: TCBStatus)
+        let qe = try evaluateQE(quote.qeReport, identity: prepared.qeIdentity)
+        let pck = platform.pckExtension
+        let result: (status: TCBStatus, advisories: [String], platformStatus: TCBStatus)
         switch quote.body {
         case .sgx:
-            let level = try evaluation.sgxLevel()
-            platform = (
+            let level = try evaluation.sgxLevel(pck)
+            result = (
                 TCBStatus.converge(platform: level.status, components: [qe.status]), level.advisoryIDs + qe.advisories,
                 level.status
             )
         case .tdx(let report):
             try evaluation.checkTDXModule(report)
-            let launch = try evaluation.tdx(teeTCBSVN: report.teeTCBSVN, qe: qe)
+            let launch = try evaluation.tdx(pck, teeTCBSVN: report.teeTCBSVN, qe: qe)
             if let current = report.teeTCBSVN2 {
-                let now = try evaluation.tdx(teeTCBSVN: current, qe: qe)
-                platform = (
+                let now = try evaluation.tdx(pck, teeTCBSVN: current, qe: qe)
+                result = (
                     TCBStatus.relaunch(launch: launch.status, current: now.status), launch.advisories + now.advisories,
                     launch.platform
                 )
             } else {
-                platform = (launch.status, launch.advisories, launch.platform)
+                result = (launch.status, launch.advisories, launch.platform)
             }
         }
         return Self.claims(
-            quote, status: platform.status, advisories: platform.advisories, platformStatus: platform.platformStatus,
-            qeStatus: qe.status, fmspc: pckExtension.fmspc)
+            quote, status: result.status, advisories: result.advisories, platformStatus: result.platformStatus,
+            qeStatus: qe.status,
+            fmspc: pck.fmspc)
+    }
+
+    /// The PCK chain of one platform: CRL, chain to the root, SGX extension, match with the TCB Info.
+    private func preparePlatform(
+        _ certificationData: CertificationData, collateral: Collateral, tcbInfo: TCBInfo, at time: Date
+    ) throws(AttestationError) -> PreparedCollateral.Platform {
+        let pckChain: [Certificate]
+        if let chain = try certificationData.pemChain() {
+            pckChain = chain
+        } else if let supplied = collateral.pckCertificateChain {
+            pckChain = supplied
+        } else {
+            throw AttestationError(
+                .certificateChain,
+                "the quote carries certification data type \(certificationData.type), so its PCK certificate must come with the collateral"
+            )
+        }
+        guard pckChain.count >= 2 else {
+            throw AttestationError(.certificateChain, "the PCK chain needs the PCK certificate and its CA")
+        }
+        try collateral.pckCRL.validate(issuedBy: pckChain[1], at: time, name: "PCK CRL")
+        try ChainValidator(root: trustedRoot, time: time).validate(
+            pckChain, name: "PCK certificate chain", crls: [collateral.rootCACRL, collateral.pckCRL])
+        let pckExtension = try PCKExtension(certificate: pckChain[0])
+        guard tcbInfo.fmspc == pckExtension.fmspc else {
+            throw AttestationError(
+                .collateralMismatch,
+                "the TCB Info is for FMSPC \(hexString(tcbInfo.fmspc)), the PCK certificate's is \(hexString(pckExtension.fmspc))"
+            )
+        }
+        guard tcbInfo.pceID == pckExtension.pceID else {
+            throw AttestationError(.collateralMismatch, "the TCB Info's PCE ID does not match the PCK certificate's")
+        }
+        guard let pckKey = P256.Signing.PublicKey(pckChain[0].publicKey) else {
+            throw AttestationError(.malformedCertificate, "the PCK certificate's key is not ECDSA P-256")
+        }
+        let window = Window(
+            from: ([collateral.pckCRL.thisUpdate] + pckChain.map(\.notValidBefore)).max()!,
+            until: ([collateral.pckCRL.nextUpdate ?? .distantFuture] + pckChain.map(\.notValidAfter)).min()!)
+        return PreparedCollateral.Platform(pckKey: pckKey, pckExtension: pckExtension, window: window)
     }
 
     private func verifySigned<Document>(
         _ signed: Collateral.Signed<Document>, chain: [Certificate], name: String, chains: ChainValidator,
-        rootCRL: CertificateRevocationList, code: AttestationError.Code
+        rootCRL: CertificateRevocationList, code: AttestationError.Code, chainAlreadyValidated: Bool = false
     ) throws(AttestationError) -> Document {
         guard let signer = chain.first else {
             throw AttestationError(.certificateChain, "the \(name) issuer chain is empty")
         }
-        try chains.validate(chain, name: "\(name) issuer chain", crls: [rootCRL])
+        if !chainAlreadyValidated { try chains.validate(chain, name: "\(name) issuer chain", crls: [rootCRL]) }
         guard let key = P256.Signing.PublicKey(signer.publicKey),
             Self.isValid(rawSignature: signed.signature, of: signed.bytes, by: key)
         else {
@@ -172,7 +229,7 @@ public struct QuoteVerifier: Sendable {
         guard TCBStatus.qeStatuses.contains(level.tcbStatus) else {
             throw AttestationError(.malformedCollateral, "the QE Identity has the unknown status \(level.tcbStatus)")
         }
-        return (level.tcbStatus, level.advisoryIDs ?? [])
+        return (level.tcbStatus, level.advisoryIDs)
     }
 
     static func isValid(rawSignature: [UInt8], of message: [UInt8], by key: P256.Signing.PublicKey) -> Bool {

@@ -2,25 +2,23 @@
 /// SGX components and PCE SVN the PCK certificate meets, and for TDX whose TDX components
 /// TEE_TCB_SVN meets (from index 2 when the TDX module's major version is set, since the module
 /// identity rates bytes 0 and 1 then).
-struct TCBEvaluation {
+struct TCBEvaluation: Sendable {
     let tcbInfo: TCBInfo
-    let pck: PCKExtension
 
-    init(tcbInfo: TCBInfo, pck: PCKExtension) throws(AttestationError) {
+    init(tcbInfo: TCBInfo) throws(AttestationError) {
         for level in tcbInfo.levels where !TCBStatus.platformStatuses.contains(level.status) {
             throw AttestationError(.malformedCollateral, "the TCB Info has the unknown status \(level.status)")
         }
         self.tcbInfo = tcbInfo
-        self.pck = pck
     }
 
-    private func meetsSGX(_ level: TCBInfo.Level) -> Bool {
+    private func meetsSGX(_ level: TCBInfo.Level, _ pck: PCKExtension) -> Bool {
         guard pck.pceSVN >= level.pceSVN, level.sgxComponents.count == 16 else { return false }
         return zip(pck.tcbComponents, level.sgxComponents).allSatisfy { $0 >= $1 }
     }
 
-    func sgxLevel() throws(AttestationError) -> TCBInfo.Level {
-        guard let level = tcbInfo.levels.first(where: meetsSGX) else {
+    func sgxLevel(_ pck: PCKExtension) throws(AttestationError) -> TCBInfo.Level {
+        guard let level = tcbInfo.levels.first(where: { meetsSGX($0, pck) }) else {
             throw AttestationError(
                 .noMatchingTCBLevel,
                 "no TCB level of FMSPC \(hexString(tcbInfo.fmspc)) covers this platform's TCB components and PCE SVN")
@@ -57,14 +55,16 @@ struct TCBEvaluation {
         return tcbInfo.tdxModuleIdentities.first { $0.id.uppercased() == id }
     }
 
-    func tdx(teeTCBSVN: [UInt8], qe: (status: TCBStatus, advisories: [String])) throws(AttestationError) -> (
-        status: TCBStatus, advisories: [String], platform: TCBStatus
-    ) {
+    func tdx(_ pck: PCKExtension, teeTCBSVN: [UInt8], qe: (status: TCBStatus, advisories: [String]))
+        throws(AttestationError) -> (
+            status: TCBStatus, advisories: [String], platform: TCBStatus
+        )
+    {
         let major = teeTCBSVN[1]
         let start = major > 0 ? 2 : 0
         guard
             let level = tcbInfo.levels.first(where: { level in
-                guard meetsSGX(level), let tdx = level.tdxComponents, tdx.count == 16 else { return false }
+                guard meetsSGX(level, pck), let tdx = level.tdxComponents, tdx.count == 16 else { return false }
                 return (start..<16).allSatisfy { teeTCBSVN[$0] >= tdx[$0] }
             })
         else {

@@ -7,18 +7,6 @@ import Testing
 /// mutation that necessarily breaks a manifest must be reported, and no message may echo a
 /// huge input back.
 @Suite struct HostileInputTests {
-    /// SplitMix64: a fixed seed makes every failure reproducible.
-    struct SeededGenerator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     static func validInputs() throws -> [[UInt8]] {
         [
             try SampleManifests.sampleWithCertificates(),
@@ -36,7 +24,7 @@ import Testing
     @Test func tenThousandMutationsNeverCrashAndBreakingOnesAreReported() throws {
         let inputs = try Self.validInputs()
         for input in inputs { #expect(ManifestDocument.parse(input).isValid) }
-        var random = SeededGenerator(state: 0x5EED_2026)
+        var random = SeededRandom(state: 0x5EED_2026)
         var counts: [Mutation: (total: Int, withErrors: Int)] = [:]
         let plan: [(Mutation, Int)] = [
             (.byteFlip, 6_000), (.truncation, 2_000), (.deepNesting, 1_000), (.structuralDelete, 940),
@@ -79,7 +67,7 @@ import Testing
         #expect(flips.withErrors * 2 > flips.total)
     }
 
-    static func mutate(_ input: [UInt8], _ mutation: Mutation, using random: inout SeededGenerator) -> [UInt8] {
+    static func mutate(_ input: [UInt8], _ mutation: Mutation, using random: inout SeededRandom) -> [UInt8] {
         var bytes = input
         switch mutation {
         case .byteFlip:
@@ -139,7 +127,7 @@ import Testing
     }
 
     /// A position right after a random '{', where a new member may be inserted.
-    static func valuePosition(in bytes: [UInt8], using random: inout SeededGenerator) -> Int {
+    static func valuePosition(in bytes: [UInt8], using random: inout SeededRandom) -> Int {
         let openings = bytes.indices.filter { bytes[$0] == UInt8(ascii: "{") }
         return openings[Int.random(in: 0..<openings.count, using: &random)] + 1
     }

@@ -185,25 +185,9 @@ public struct TCBInfo: Sendable, Hashable {
             case "attributesMask": mask = CollateralHex.bytes(try reader.string())
             case "tcbLevels":
                 try reader.array { reader in
-                    var isvSVN: UInt16?
-                    var status: String?
-                    var advisories: [String] = []
-                    try reader.object { reader, key in
-                        switch key {
-                        case "tcb":
-                            try reader.object { reader, key in
-                                if key == "isvsvn" { isvSVN = try reader.integer() } else { try reader.skip() }
-                            }
-                        case "tcbStatus": status = try reader.string()
-                        case "advisoryIDs": try reader.array { reader in advisories.append(try reader.string()) }
-                        default: try reader.skip()
-                        }
-                    }
-                    guard let isvSVN, let status else {
-                        throw Malformed(description: "a TDX module TCB level lacks isvsvn or tcbStatus")
-                    }
+                    let level = try ISVLevel.read(&reader, in: "TDX module identity")
                     levels.append(
-                        ModuleLevel(isvSVN: isvSVN, status: TCBStatus(rawValue: status), advisoryIDs: advisories))
+                        ModuleLevel(isvSVN: level.isvSVN, status: level.status, advisoryIDs: level.advisoryIDs))
                 }
             default: try reader.skip()
             }
@@ -256,26 +240,9 @@ public struct EnclaveIdentity: Sendable, Hashable {
                 case "tcbLevels":
                     var list: [Level] = []
                     try reader.array { reader in
-                        var isvSVN: UInt16?
-                        var status: String?
-                        var advisories: [String] = []
-                        try reader.object { reader, key in
-                            switch key {
-                            case "tcb":
-                                try reader.object { reader, key in
-                                    if key == "isvsvn" { isvSVN = try reader.integer() } else { try reader.skip() }
-                                }
-                            case "tcbStatus": status = try reader.string()
-                            case "advisoryIDs": try reader.array { reader in advisories.append(try reader.string()) }
-                            default: try reader.skip()
-                            }
-                        }
-                        guard let isvSVN, let status else {
-                            throw AttestationError(
-                                .malformedCollateral, "a QE Identity TCB level lacks isvsvn or tcbStatus")
-                        }
+                        let level = try ISVLevel.read(&reader, in: "QE Identity")
                         list.append(
-                            Level(isvSVN: isvSVN, tcbStatus: TCBStatus(rawValue: status), advisoryIDs: advisories))
+                            Level(isvSVN: level.isvSVN, tcbStatus: level.status, advisoryIDs: level.advisoryIDs))
                     }
                     levels = list
                 default: try reader.skip()
@@ -315,5 +282,33 @@ public struct EnclaveIdentity: Sendable, Hashable {
         mrSigner = try hex("mrsigner", 32)
         isvProdID = productID
         self.levels = levels
+    }
+}
+
+/// A TCB level keyed by an ISVSVN, as QE Identity and TDX module identities list them.
+struct ISVLevel {
+    var isvSVN: UInt16
+    var status: TCBStatus
+    var advisoryIDs: [String]
+
+    static func read(_ reader: inout JSONReader, in document: String) throws -> ISVLevel {
+        var isvSVN: UInt16?
+        var status: String?
+        var advisories: [String] = []
+        try reader.object { reader, key in
+            switch key {
+            case "tcb":
+                try reader.object { reader, key in
+                    if key == "isvsvn" { isvSVN = try reader.integer() } else { try reader.skip() }
+                }
+            case "tcbStatus": status = try reader.string()
+            case "advisoryIDs": try reader.array { reader in advisories.append(try reader.string()) }
+            default: try reader.skip()
+            }
+        }
+        guard let isvSVN, let status else {
+            throw AttestationError(.malformedCollateral, "a \(document) TCB level lacks isvsvn or tcbStatus")
+        }
+        return ISVLevel(isvSVN: isvSVN, status: TCBStatus(rawValue: status), advisoryIDs: advisories)
     }
 }

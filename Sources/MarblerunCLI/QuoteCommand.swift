@@ -42,15 +42,7 @@ struct QuoteVerifyCommand: AsyncParsableCommand {
         do {
             let quoteBytes = try readFile(quote, what: "quote")
             let parsed = try Quote(parsing: quoteBytes)
-            let collateralURL = URL(fileURLWithPath: collateral)
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: collateral, isDirectory: &isDirectory) else {
-                throw AttestationError(.malformedCollateral, "no collateral at \(collateral)")
-            }
-            let loaded =
-                isDirectory.boolValue
-                ? try Collateral(pcsDirectory: collateralURL)
-                : try Collateral(dcapQVLBundle: readFile(collateral, what: "collateral"))
+            let loaded = try FileCollateralProvider(location: URL(fileURLWithPath: collateral)).load()
             var verifier = QuoteVerifier()
             if let root {
                 let text = String(decoding: try readFile(root, what: "root certificate"), as: UTF8.self)

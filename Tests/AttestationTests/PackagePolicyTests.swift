@@ -1,6 +1,7 @@
 import Attestation
 import Crypto
 import Foundation
+import ManifestTesting
 import Testing
 
 @Suite struct PackagePolicyTests {
@@ -104,5 +105,49 @@ import Testing
         let bytes = [UInt8](repeating: 0x5A, count: 3 << 20)
         try Data(bytes).write(to: file)
         #expect(try SimulatedEnclave.uniqueID(of: file) == Array(SHA256.hash(data: bytes)))
+    }
+}
+
+@Suite struct EndToEndPolicyTests {
+    /// A debug build of the right enclave verifies (its quote is genuine) and is then refused by
+    /// a production package; a Debug package accepts it.
+    @Test func debugEnclaveUnderAProductionPackageIsRefused() throws {
+        let now = Date()
+        let platform = try SimulatedPlatform.generate(now: now)
+        var signer = platform.defaultSigner
+        signer.debug = true
+        signer.productID = 4
+        signer.securityVersion = 2
+        let executable = FileManager.default.temporaryDirectory.appendingPathComponent("marble-\(UUID().uuidString)")
+        try Data("#!/bin/sh\necho hello\n".utf8).write(to: executable)
+        defer { try? FileManager.default.removeItem(at: executable) }
+        let enclave = try SimulatedEnclave.measuring(executable: executable, signer: signer)
+        let verified = try platform.verifier.verify(
+            Quote(parsing: platform.quote(reportData: [7], enclave: enclave)), collateral: platform.collateral, at: now)
+        #expect(verified.debug)
+
+        let production = PackagePolicy(signerID: signer.signerID, productID: 4, securityVersion: 2)
+        #expect {
+            try production.check(verified)
+        } throws: { ($0 as? AttestationError)?.message.contains("debug mode") == true }
+        var debugPackage = production
+        debugPackage.debug = true
+        #expect(throws: Never.self) { try debugPackage.check(verified) }
+
+        let newer = PackagePolicy(debug: true, signerID: signer.signerID, productID: 4, securityVersion: 3)
+        #expect {
+            try newer.check(verified)
+        } throws: { ($0 as? AttestationError)?.message.contains("SecurityVersion 2 is below the package's 3") == true }
+    }
+
+    @Test func fileProviderReadsBundlesAndFolders() async throws {
+        let quote = try Quote(parsing: TestData.bytes("dcap/dcap-qvl/sgx_quote"))
+        let bundle = FileCollateralProvider(location: TestData.url("dcap/dcap-qvl/sgx_quote_collateral.json"))
+        #expect(try await bundle.collateral(for: quote).tcbInfo.document.fmspc == [0x00, 0xA0, 0x67, 0x11, 0x00, 0x00])
+        let folder = FileCollateralProvider(location: TestData.url("dcap/intel-qvl-sample"))
+        #expect(try await folder.collateral(for: quote).tcbInfo.document.version == 2)
+        await #expect(throws: AttestationError.self) {
+            _ = try await FileCollateralProvider(location: URL(fileURLWithPath: "/nonexistent")).collateral(for: quote)
+        }
     }
 }

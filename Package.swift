@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "Manifest", targets: ["Manifest"]),
         .library(name: "JSONText", targets: ["JSONText"]),
         .library(name: "Attestation", targets: ["Attestation"]),
+        .library(name: "AttestationPCCS", targets: ["AttestationPCCS"]),
         .executable(name: "marblerun", targets: ["marblerun"]),
         .executable(name: "bench", targets: ["bench"]),
     ],
@@ -17,6 +18,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.10.0"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.3.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         // Strict JSON parsing that keeps key order, number text and byte ranges; Go-style output.
@@ -52,6 +55,16 @@ let package = Package(
                 .product(name: "SwiftASN1", package: "swift-asn1"),
             ]
         ),
+        // Collateral from a PCCS or Intel PCS over HTTPS (v4 API), cached until it expires.
+        .target(
+            name: "AttestationPCCS",
+            dependencies: [
+                "Attestation",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+            ]
+        ),
         .executableTarget(name: "marblerun", dependencies: ["MarblerunCLI"]),
         // What tests and benchmarks share: test data location, generated certificates and keys.
         .target(
@@ -63,14 +76,29 @@ let package = Package(
                 .product(name: "X509", package: "swift-certificates"),
             ]
         ),
-        .executableTarget(name: "bench", dependencies: ["Manifest", "ManifestTesting", "Attestation"], path: "Benchmarks/bench"),
+        .executableTarget(
+            name: "bench", dependencies: ["Manifest", "ManifestTesting", "Attestation"], path: "Benchmarks/bench"),
         .testTarget(
             name: "ManifestTests",
             dependencies: ["Manifest", "ManifestTesting", "JSONText"]
         ),
         .testTarget(
             name: "AttestationTests",
-            dependencies: ["Attestation", "ManifestTesting", .product(name: "X509", package: "swift-certificates"), .product(name: "SwiftASN1", package: "swift-asn1")]
+            dependencies: [
+                "Attestation", "ManifestTesting", .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]
+        ),
+        .testTarget(
+            name: "AttestationPCCSTests",
+            dependencies: [
+                "AttestationPCCS", "Attestation", "ManifestTesting",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]
         ),
         .testTarget(
             name: "MarblerunCLITests",

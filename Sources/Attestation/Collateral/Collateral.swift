@@ -120,29 +120,13 @@ extension Collateral {
         }
         func signedMember<Document: Sendable>(
             _ parse: ([UInt8]) throws(AttestationError) -> Document, file: String, member: String
-        )
-            throws(AttestationError) -> Signed<Document>
-        {
-            let bytes = try read(file)
-            let members: [(member: JSONMember, range: Range<Int>)]
-            do {
-                members = try JSONParser().topLevelMembers(bytes)
-            } catch {
-                throw AttestationError(.malformedCollateral, "\(file) is not JSON: \(error)")
-            }
-            guard let body = members.first(where: { $0.member.key == member }),
-                let signature = members.first(where: { $0.member.key == "signature" }),
-                case .string(let signatureHex) = signature.member.value
-            else {
-                throw AttestationError(.malformedCollateral, "\(file) lacks \"\(member)\" or \"signature\"")
-            }
-            return try Self.signed(parse, bytes: Array(bytes[body.range]), signatureHex: signatureHex, name: file)
+        ) throws(AttestationError) -> Signed<Document> {
+            try Self.signedDocument(parse, from: read(file), member: member, name: file)
         }
-        let pckSignChain = try PEMChain.certificates(in: text("pckSignChain.pem"))
         let tcbSignChain = try PEMChain.certificates(in: text("tcbSignChain.pem"))
         var pckChain: [Certificate]?
         if FileManager.default.fileExists(atPath: directory.appendingPathComponent("pckCert.pem").path) {
-            pckChain = try PEMChain.certificates(in: text("pckCert.pem")) + pckSignChain
+            pckChain = try PEMChain.certificates(in: text("pckCert.pem") + "\n" + text("pckSignChain.pem"))
         }
         self.init(
             rootCACRL: try CertificateRevocationList(derEncoded: read("rootCaCrl.der")),
@@ -158,6 +142,26 @@ extension Collateral {
 }
 
 extension Collateral {
+    /// Reads Intel's signed-document form, `{"<member>": {…}, "signature": "<hex r‖s>"}`, keeping
+    /// the exact bytes of the member's value, over which the signature was made.
+    public static func signedDocument<Document: Sendable>(
+        _ parse: ([UInt8]) throws(AttestationError) -> Document, from bytes: [UInt8], member: String, name: String
+    ) throws(AttestationError) -> Signed<Document> {
+        let members: [(member: JSONMember, range: Range<Int>)]
+        do {
+            members = try JSONParser().topLevelMembers(bytes)
+        } catch {
+            throw AttestationError(.malformedCollateral, "the \(name) is not JSON: \(error)")
+        }
+        guard let body = members.last(where: { $0.member.key == member }),
+            let signature = members.last(where: { $0.member.key == "signature" }),
+            case .string(let signatureHex) = signature.member.value
+        else {
+            throw AttestationError(.malformedCollateral, "the \(name) lacks \"\(member)\" or \"signature\"")
+        }
+        return try signed(parse, bytes: Array(bytes[body.range]), signatureHex: signatureHex, name: name)
+    }
+
     /// The collateral in dcap-qvl's single-object JSON form (``init(dcapQVLBundle:)`` reads it back).
     public func dcapQVLBundle() throws -> [UInt8] {
         func pem(_ chain: [Certificate]) throws -> String {

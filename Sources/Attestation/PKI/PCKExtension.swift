@@ -36,16 +36,16 @@ public struct PCKExtension: Sendable, Hashable {
         }
         do {
             let fields = try Self.fields(of: DER.parse(ext.value))
-            func field(_ last: UInt) throws -> ASN1Node {
+            func field(_ last: UInt8) throws -> ASN1Node {
                 guard let node = fields[last] else {
                     throw AttestationError(.pckExtension, "the SGX extension lacks field 1.2.840.113741.1.13.1.\(last)")
                 }
                 return node
             }
             ppid = Array(try ASN1OctetString(derEncoded: field(1)).bytes)
-            let tcb = try Self.fields(of: field(2))
+            let tcb = try Self.fields(of: field(2), under: Self.oidContent + [0x02])
             var components: [UInt8] = []
-            for index in UInt(1)...16 {
+            for index in UInt8(1)...16 {
                 guard let node = tcb[index] else {
                     throw AttestationError(.pckExtension, "the SGX extension lacks TCB component \(index)")
                 }
@@ -74,22 +74,34 @@ public struct PCKExtension: Sendable, Hashable {
         }
     }
 
-    /// SEQUENCE OF SEQUENCE { OID, value } keyed by the OID's last arc.
-    private static func fields(of node: ASN1Node) throws -> [UInt: ASN1Node] {
+    /// The content bytes of this extension's OID, which prefix every field's OID.
+    private static let oidContent: [UInt8] = {
+        var serializer = DER.Serializer()
+        try! serializer.serialize(oid)
+        return Array(serializer.serializedBytes.dropFirst(2))  // tag and one-byte length
+    }()
+
+    /// SEQUENCE OF SEQUENCE { OID, value } keyed by the OID's arcs after `prefix` (one small arc
+    /// each, as Intel defines them). Compares the OIDs' content bytes instead of decoding them:
+    /// this runs for every quote verified without a cache.
+    private static func fields(of node: ASN1Node, under prefix: [UInt8] = oidContent) throws -> [UInt8: ASN1Node] {
         guard node.identifier == .sequence, case .constructed(let children) = node.content else {
             throw ASN1Error.unexpectedFieldType(node.identifier)
         }
-        var result: [UInt: ASN1Node] = [:]
+        var result: [UInt8: ASN1Node] = [:]
         for child in children {
             guard case .constructed(let pair) = child.content else {
                 throw ASN1Error.unexpectedFieldType(child.identifier)
             }
             var iterator = pair.makeIterator()
-            guard let oidNode = iterator.next(), let value = iterator.next() else {
+            guard let oidNode = iterator.next(), let value = iterator.next(), oidNode.identifier == .objectIdentifier,
+                case .primitive(let content) = oidNode.content
+            else {
                 throw ASN1Error.invalidASN1Object(reason: "an SGX extension field lacks its OID or value")
             }
-            let oid = try ASN1ObjectIdentifier(derEncoded: oidNode)
-            if let last = oid.oidComponents.last { result[last] = value }
+            if content.count == prefix.count + 1, content.starts(with: prefix), let arc = content.last, arc < 0x80 {
+                result[arc] = value
+            }
         }
         return result
     }

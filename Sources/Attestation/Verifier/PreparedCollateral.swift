@@ -9,6 +9,11 @@ struct Window: Sendable {
     var until: Date
 
     func contains(_ time: Date) -> Bool { time >= from && time <= until }
+
+    mutating func narrow(to certificate: Certificate) {
+        from = max(from, certificate.notValidBefore)
+        until = min(until, certificate.notValidAfter)
+    }
 }
 
 /// Collateral whose quote-independent checks passed (``QuoteVerifier/prepare(_:at:)``), with

@@ -37,12 +37,13 @@ public struct QuoteVerifier: Sendable {
             chainAlreadyValidated: collateral.qeIdentityIssuerChain == collateral.tcbInfoIssuerChain)
         try checkWindow(
             qeIdentity.issueDate, qeIdentity.nextUpdate, at: time, name: "QE Identity", code: .qeIdentityExpired)
-        let certificates = collateral.tcbInfoIssuerChain + collateral.qeIdentityIssuerChain + [trustedRoot]
-        let window = Window(
-            from: ([collateral.rootCACRL.thisUpdate, tcbInfo.issueDate, qeIdentity.issueDate]
-                + certificates.map(\.notValidBefore)).max()!,
-            until: ([collateral.rootCACRL.nextUpdate ?? .distantFuture, tcbInfo.nextUpdate, qeIdentity.nextUpdate]
-                + certificates.map(\.notValidAfter)).min()!)
+        var window = Window(
+            from: max(collateral.rootCACRL.thisUpdate, tcbInfo.issueDate, qeIdentity.issueDate),
+            until: min(collateral.rootCACRL.nextUpdate ?? .distantFuture, tcbInfo.nextUpdate, qeIdentity.nextUpdate))
+        window.narrow(to: trustedRoot)
+        for chain in [collateral.tcbInfoIssuerChain, collateral.qeIdentityIssuerChain] {
+            for certificate in chain { window.narrow(to: certificate) }
+        }
         return PreparedCollateral(
             collateral: collateral, trustedRoot: trustedRoot, evaluation: try TCBEvaluation(tcbInfo: tcbInfo),
             qeIdentity: qeIdentity, window: window)
@@ -177,9 +178,8 @@ public struct QuoteVerifier: Sendable {
         guard let pckKey = P256.Signing.PublicKey(pckChain[0].publicKey) else {
             throw AttestationError(.malformedCertificate, "the PCK certificate's key is not ECDSA P-256")
         }
-        let window = Window(
-            from: ([collateral.pckCRL.thisUpdate] + pckChain.map(\.notValidBefore)).max()!,
-            until: ([collateral.pckCRL.nextUpdate ?? .distantFuture] + pckChain.map(\.notValidAfter)).min()!)
+        var window = Window(from: collateral.pckCRL.thisUpdate, until: collateral.pckCRL.nextUpdate ?? .distantFuture)
+        for certificate in pckChain { window.narrow(to: certificate) }
         return PreparedCollateral.Platform(pckKey: pckKey, pckExtension: pckExtension, window: window)
     }
 

@@ -112,3 +112,38 @@ func hex(_ bytes: [UInt8]) -> String {
         #expect(CollateralTimeProbe.parse(text) == nil)
     }
 }
+
+@Suite struct CertificationDataToleranceTests {
+    /// Quotes from some stacks carry PEM with other line lengths, CRLF and NUL padding.
+    @Test func pemChainWithOtherLineLengthsAndTrailingNULsVerifies() throws {
+        let raw = try TestData.bytes("dcap/dcap-qvl/sgx_quote")
+        let quote = try Quote(parsing: raw)
+        let chain = try #require(try quote.certificationData.pemChain())
+        var pem = ""
+        for certificate in chain {
+            let base64 = Data(try certificate.serializeAsPEM().derBytes).base64EncodedString(options: [
+                .lineLength76Characters, .endLineWithCarriageReturn, .endLineWithLineFeed,
+            ])
+            pem += "-----BEGIN CERTIFICATE-----\r\n\(base64)\r\n-----END CERTIFICATE-----\r\n"
+        }
+        let data = Array(pem.utf8) + [0, 0, 0]
+        let prefix = Array(raw[0..<(raw.count - quote.certificationData.data.count)])
+        let rebuilt = TamperingTests.replacingCertificationData(prefix: prefix, with: data, in: raw, quote: quote)
+        let collateral = try Collateral(dcapQVLBundle: TestData.bytes("dcap/dcap-qvl/sgx_quote_collateral.json"))
+        let verified = try QuoteVerifier().verify(
+            Quote(parsing: rebuilt), collateral: collateral, at: Date(timeIntervalSince1970: 1_751_328_000))
+        #expect(verified.tcbStatus == .configurationAndSWHardeningNeeded)
+    }
+
+    /// Intel's QE sends 32 bytes of authentication data, but the format allows any size.
+    @Test(arguments: [0, 1, 16, 64, 300])
+    func qeAuthenticationDataOfAnySizeVerifies(size: Int) throws {
+        let now = Date()
+        let platform = try SimulatedPlatform.generate(now: now)
+        let enclave = SimulatedEnclave(
+            uniqueID: [UInt8](repeating: 2, count: 32), signerID: platform.defaultSigner.signerID)
+        let quote = try Quote(parsing: platform.quote(reportData: [1], enclave: enclave, qeAuthDataSize: size))
+        #expect(quote.qeAuthData.count == size)
+        #expect(try platform.verifier.verify(quote, collateral: platform.collateral, at: now).tcbStatus == .upToDate)
+    }
+}

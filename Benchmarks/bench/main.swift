@@ -39,22 +39,20 @@ func measureDCAPQVL() {
         print("| dcap-qvl | not measured: run ./scripts/test once to install it into .venv | | |")
         return
     }
-    let process = Process()
-    process.executableURL = python
-    process.arguments = [
-        TestData.packageRoot.appendingPathComponent("Benchmarks/dcap_qvl_bench.py").path, TestData.directory.path,
-        String(secondsPerRound), String(rounds),
-    ]
-    let output = Pipe()
-    process.standardOutput = output
+    let text: String
     do {
-        try process.run()
+        text = try ProcessRunner.run(
+            python,
+            [
+                TestData.packageRoot.appendingPathComponent("Benchmarks/dcap_qvl_bench.py").path,
+                TestData.directory.path,
+                String(secondsPerRound), String(rounds),
+            ]
+        ).stdout
     } catch {
         print("| dcap-qvl | not measured: \(error) | | |")
         return
     }
-    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    process.waitUntilExit()
     for line in text.split(separator: "\n") {
         let parts = line.split(separator: " ")
         guard parts.count == 2, let rate = Double(parts[1]) else { continue }

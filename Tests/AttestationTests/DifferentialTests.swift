@@ -143,20 +143,11 @@ import Testing
 
     static func runDCAPQVL(_ input: URL) throws -> [Result] {
         let script = TestData.packageRoot.appendingPathComponent("Tests/Differential/dcap_qvl_verify.py")
-        let process = Process()
-        process.executableURL = python
-        process.arguments = [script.path, input.path]
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        let errorText = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw AttestationError(.policy, "dcap-qvl script failed (\(process.terminationStatus)): \(errorText)")
+        let run = try ProcessRunner.run(python, [script.path, input.path])
+        guard run.status == 0 else {
+            throw AttestationError(.policy, "dcap-qvl script failed (\(run.status)): \(run.stderr)")
         }
+        let data = run.stdoutData
         return try JSONDecoder().decode([Result].self, from: data)
     }
 }

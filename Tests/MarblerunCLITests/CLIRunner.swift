@@ -3,11 +3,7 @@ import ManifestTesting
 
 /// Runs the real `marblerun` binary built next to the tests.
 struct CLIRunner {
-    struct Result {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
+    typealias Result = ProcessRunner.Result
 
     static let binary: URL = {
         // The test bundle lives in the build products directory, beside the executables.
@@ -18,21 +14,7 @@ struct CLIRunner {
     }()
 
     static func run(_ arguments: [String], executable: URL = binary) throws -> Result {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        let out = Pipe()
-        let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        // Read both pipes fully before waiting, so a large output cannot block the child.
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Result(
-            status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-            stderr: String(decoding: errData, as: UTF8.self))
+        try ProcessRunner.run(executable, arguments)
     }
 
     /// Writes bytes to a fresh temporary file and returns its path.

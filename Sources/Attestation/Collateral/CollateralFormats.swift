@@ -1,4 +1,5 @@
 import Foundation
+import JSONText
 
 /// Exposed for tests of the collateral time format.
 public enum CollateralTimeProbe {
@@ -92,6 +93,24 @@ enum CollateralHex {
         case UInt8(ascii: "a")...UInt8(ascii: "f"): return digit - UInt8(ascii: "a") + 10
         case UInt8(ascii: "A")...UInt8(ascii: "F"): return digit - UInt8(ascii: "A") + 10
         default: return nil
+        }
+    }
+}
+
+/// Reads one collateral JSON object in place, mapping any syntax or content error to
+/// ``AttestationError/Code/malformedCollateral`` naming the document.
+enum CollateralObject {
+    static func read(
+        _ bytes: [UInt8], document: String, member: (inout JSONReader, String) throws -> Void
+    ) throws(AttestationError) {
+        do {
+            var reader = JSONReader(bytes)
+            try reader.object(member)
+            try reader.finish()
+        } catch let error as AttestationError {
+            throw error
+        } catch {
+            throw AttestationError(.malformedCollateral, "the \(document) is not valid: \(error)")
         }
     }
 }

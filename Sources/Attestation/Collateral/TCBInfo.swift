@@ -52,33 +52,25 @@ public struct TCBInfo: Sendable, Hashable {
     /// (``JSONReader``): this runs for every quote verified without cached collateral.
     public init(jsonBytes: [UInt8]) throws(AttestationError) {
         var fields = TCBInfoFields()
-        do {
-            var reader = JSONReader(jsonBytes)
-            try reader.object { reader, key in
-                switch key {
-                case "id": fields.id = try reader.string()
-                case "version": fields.version = try reader.integer()
-                case "issueDate": fields.issueDate = try reader.string()
-                case "nextUpdate": fields.nextUpdate = try reader.string()
-                case "fmspc": fields.fmspc = try reader.string()
-                case "pceId": fields.pceID = try reader.string()
-                case "tcbLevels":
-                    var levels: [Level] = []
-                    try reader.array { reader in levels.append(try Self.level(&reader)) }
-                    fields.levels = levels
-                case "tdxModule": fields.tdxModule = try Self.moduleIdentity(&reader)
-                case "tdxModuleIdentities":
-                    var identities: [ModuleIdentity] = []
-                    try reader.array { reader in identities.append(try Self.moduleIdentity(&reader)) }
-                    fields.tdxModuleIdentities = identities
-                default: try reader.skip()
-                }
+        try CollateralObject.read(jsonBytes, document: "TCB Info") { reader, key in
+            switch key {
+            case "id": fields.id = try reader.string()
+            case "version": fields.version = try reader.integer()
+            case "issueDate": fields.issueDate = try reader.string()
+            case "nextUpdate": fields.nextUpdate = try reader.string()
+            case "fmspc": fields.fmspc = try reader.string()
+            case "pceId": fields.pceID = try reader.string()
+            case "tcbLevels":
+                var levels: [Level] = []
+                try reader.array { reader in levels.append(try Self.level(&reader)) }
+                fields.levels = levels
+            case "tdxModule": fields.tdxModule = try Self.moduleIdentity(&reader)
+            case "tdxModuleIdentities":
+                var identities: [ModuleIdentity] = []
+                try reader.array { reader in identities.append(try Self.moduleIdentity(&reader)) }
+                fields.tdxModuleIdentities = identities
+            default: try reader.skip()
             }
-            try reader.finish()
-        } catch let error as AttestationError {
-            throw error
-        } catch {
-            throw AttestationError(.malformedCollateral, "the TCB Info is not valid: \(error)")
         }
         func required<T>(_ value: T?, _ field: String) throws(AttestationError) -> T {
             guard let value else { throw AttestationError(.malformedCollateral, "the TCB Info lacks a valid \(field)") }
@@ -228,31 +220,23 @@ public struct EnclaveIdentity: Sendable, Hashable {
         var version: Int?
         var productID: UInt16?
         var levels: [Level]?
-        do {
-            var reader = JSONReader(jsonBytes)
-            try reader.object { reader, key in
-                switch key {
-                case "id", "issueDate", "nextUpdate", "miscselect", "miscselectMask", "attributes", "attributesMask",
-                    "mrsigner":
-                    text[key] = try reader.string()
-                case "version": version = try reader.integer()
-                case "isvprodid": productID = try reader.integer()
-                case "tcbLevels":
-                    var list: [Level] = []
-                    try reader.array { reader in
-                        let level = try ISVLevel.read(&reader, in: "QE Identity")
-                        list.append(
-                            Level(isvSVN: level.isvSVN, tcbStatus: level.status, advisoryIDs: level.advisoryIDs))
-                    }
-                    levels = list
-                default: try reader.skip()
+        try CollateralObject.read(jsonBytes, document: "QE Identity") { reader, key in
+            switch key {
+            case "id", "issueDate", "nextUpdate", "miscselect", "miscselectMask", "attributes", "attributesMask",
+                "mrsigner":
+                text[key] = try reader.string()
+            case "version": version = try reader.integer()
+            case "isvprodid": productID = try reader.integer()
+            case "tcbLevels":
+                var list: [Level] = []
+                try reader.array { reader in
+                    let level = try ISVLevel.read(&reader, in: "QE Identity")
+                    list.append(
+                        Level(isvSVN: level.isvSVN, tcbStatus: level.status, advisoryIDs: level.advisoryIDs))
                 }
+                levels = list
+            default: try reader.skip()
             }
-            try reader.finish()
-        } catch let error as AttestationError {
-            throw error
-        } catch {
-            throw AttestationError(.malformedCollateral, "the QE Identity is not valid: \(error)")
         }
         func hex(_ field: String, _ length: Int) throws(AttestationError) -> [UInt8] {
             guard let bytes = text[field].flatMap(CollateralHex.bytes), bytes.count == length else {

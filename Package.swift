@@ -65,6 +65,18 @@ let package = Package(
                 .product(name: "X509", package: "swift-certificates"),
             ]
         ),
+        // The Coordinator without networking: states, CA, manifest, secrets, activation.
+        .target(
+            name: "CoordinatorCore",
+            dependencies: [
+                "Manifest",
+                "Attestation",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]
+        ),
         .executableTarget(name: "marblerun", dependencies: ["MarblerunCLI"]),
         // What tests and benchmarks share: test data location, generated certificates and keys.
         .target(
@@ -95,6 +107,15 @@ let package = Package(
                 "AttestationPCCS", "Attestation", "ManifestTesting",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]
+        ),
+        .testTarget(
+            name: "CoordinatorCoreTests",
+            dependencies: [
+                "CoordinatorCore", "Manifest", "Attestation", "ManifestTesting",
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),

@@ -7,9 +7,9 @@
 #endif
 
 /// Textual IP addresses, checked with the C library's `inet_pton` (no hand-written parser).
-enum IPAddress {
+public enum IPAddress {
     /// The address bytes (4 or 16), or nil if the text is not an IPv4 or IPv6 address.
-    static func parse(_ text: String) -> [UInt8]? {
+    public static func parse(_ text: String) -> [UInt8]? {
         var v4 = in_addr()
         if inet_pton(AF_INET, text, &v4) == 1 {
             return withUnsafeBytes(of: &v4) { Array($0) }

@@ -35,3 +35,16 @@ public struct FileCollateralProvider: CollateralProvider {
         }
     }
 }
+
+/// The same collateral for every quote (a simulated platform, tests, fixed deployments).
+public struct StaticCollateralProvider: CollateralProvider {
+    public let collateral: Collateral
+
+    public init(_ collateral: Collateral) {
+        self.collateral = collateral
+    }
+
+    public func collateral(for quote: Quote) async throws(AttestationError) -> Collateral {
+        collateral
+    }
+}

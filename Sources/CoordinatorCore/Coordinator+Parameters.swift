@@ -1,0 +1,122 @@
+import Crypto
+import Foundation
+import Manifest
+import SwiftASN1
+import X509
+
+extension Coordinator {
+    /// The marble's key, certificate, secrets and rendered parameters.
+    func renderParameters(
+        marble: Manifest.Marble, manifest: Manifest, marbleType: String, uuid: UUID, csr: CertificateSigningRequest,
+        now: Date
+    ) throws -> ActivationParameters {
+        // The Coordinator makes the marble's key, as MarbleRun does; the CSR only names SANs.
+        let marbleKey = P256.Signing.PrivateKey()
+        let requested = (try? csr.attributes.extensionRequest?.extensions.subjectAlternativeNames) ?? nil
+        let certificate = try pki.issueMarbleCertificate(
+            publicKey: .init(marbleKey.publicKey), uuid: uuid, marbleType: marbleType,
+            subjectAlternativeNames: requested ?? SubjectAlternativeNames(), now: now,
+            validity: configuration.marbleCertificateValidity)
+        let marbleCert = try SecretValue.certificate(
+            certificate, type: "cert-ecdsa", privateKey: Array(marbleKey.derRepresentation))
+        let marbleRoot = try SecretValue.certificate(pki.marbleRoot, type: "cert-ecdsa", privateKey: [])
+        let coordinatorRoot = try SecretValue.certificate(pki.root, type: "cert-ecdsa", privateKey: [])
+        let intermediate = try SecretValue.certificate(pki.intermediate, type: "cert-ecdsa", privateKey: [])
+
+        var secrets: [String: TemplateValues.Secret] = [:]
+        let factory = SecretFactory(pki: pki, now: now)
+        for (name, definition) in manifest.secrets {
+            if let shared = sharedSecrets[name] {
+                secrets[name] = shared.templateValue
+            } else if !definition.shared && !definition.userDefined {
+                secrets[name] = try factory.generatePerMarble(
+                    definition, name: name, marbleType: marbleType, uuid: uuid, rootSecret: rootSecret,
+                    bindToMarble: !marble.disableSecretBinding
+                ).templateValue
+            }
+            // User-defined secrets that were not set yet stay absent: a template naming one fails.
+        }
+        let values = TemplateValues(
+            secrets: secrets, previousSecrets: secrets,
+            marbleRun: [
+                "RootCA": marbleRoot.templateValue, "MarbleCert": marbleCert.templateValue,
+                "CoordinatorRoot": coordinatorRoot.templateValue, "CoordinatorIntermediate": intermediate.templateValue,
+            ])
+
+        var parameters = ActivationParameters(argv: marble.parameters.argv ?? [])
+        for (path, value) in marble.parameters.files {
+            parameters.files[path] = try Self.render(value, kind: .file, values: values, what: "file \(path)")
+        }
+        for (name, value) in marble.parameters.env {
+            parameters.env[name] = try Self.render(
+                value, kind: .env, values: values, what: "environment variable \(name)")
+        }
+        let rootPEM = Self.pem(marbleRoot.cert, "CERTIFICATE")
+        parameters.env[PredefinedEnvironment.rootCA] = rootPEM
+        parameters.env[PredefinedEnvironment.certificateChain] = Self.pem(marbleCert.cert, "CERTIFICATE") + rootPEM
+        parameters.env[PredefinedEnvironment.privateKey] = Self.pem(marbleCert.privateKey, "PRIVATE KEY")
+        parameters.env[PredefinedEnvironment.coordinatorRootCA] = Self.pem(coordinatorRoot.cert, "CERTIFICATE")
+        if !marble.tls.isEmpty {
+            parameters.env[PredefinedEnvironment.ttlsConfig] = try ttlsConfiguration(
+                marble: marble, manifest: manifest, marbleCert: marbleCert, rootPEM: rootPEM, secrets: secrets)
+        }
+        return parameters
+    }
+
+    static func render(_ value: Manifest.ParameterValue, kind: Template.Kind, values: TemplateValues, what: String)
+        throws -> [UInt8]
+    {
+        guard !value.noTemplates else { return value.data }
+        do {
+            let rendered = try Template(parsing: value.data).render(values, as: kind)
+            if kind == .env && rendered.contains(0) {
+                throw CoordinatorError(.invalidManifest, "\(what) would contain a NUL byte")
+            }
+            return rendered
+        } catch let error as CoordinatorError {
+            throw error
+        } catch let error as TemplateError {
+            // The reason names the secret and the template position, never a value.
+            throw CoordinatorError(.invalidManifest, "cannot render \(what): \(error)")
+        }
+    }
+
+    static func pem(_ der: [UInt8], _ label: String) -> [UInt8] {
+        let body = Data(der).base64EncodedString(options: [.lineLength64Characters, .endLineWithLineFeed])
+        return Array("-----BEGIN \(label)-----\n\(body)\n-----END \(label)-----\n".utf8)
+    }
+
+    /// MarbleRun's `MARBLE_TTLS_CONFIG` JSON for the marble's TLS tags.
+    func ttlsConfiguration(
+        marble: Manifest.Marble, manifest: Manifest, marbleCert: SecretValue, rootPEM: [UInt8],
+        secrets: [String: TemplateValues.Secret]
+    ) throws -> [UInt8] {
+        let ca = String(decoding: rootPEM, as: UTF8.self)
+        let clientCert = String(decoding: Self.pem(marbleCert.cert, "CERTIFICATE"), as: UTF8.self)
+        let clientKey = String(decoding: Self.pem(marbleCert.privateKey, "PRIVATE KEY"), as: UTF8.self)
+        var outgoing: [String: [String: Any]] = [:]
+        var incoming: [String: [String: Any]] = [:]
+        for tagName in marble.tls {
+            guard let tag = manifest.tls[tagName] else { continue }
+            for entry in tag.outgoing {
+                outgoing["\(entry.addr):\(entry.port)"] = ["cacrt": ca, "clicrt": clientCert, "clikey": clientKey]
+            }
+            for entry in tag.incoming {
+                if !entry.cert.isEmpty, let secret = secrets[entry.cert] {
+                    incoming["*:\(entry.port)"] = [
+                        "cacrt": ca, "clicrt": String(decoding: Self.pem(secret.cert, "CERTIFICATE"), as: UTF8.self),
+                        "clikey": String(decoding: Self.pem(secret.privateKey, "PRIVATE KEY"), as: UTF8.self),
+                        "clientAuth": !entry.disableClientAuth,
+                    ]
+                } else {
+                    incoming["*:\(entry.port)"] = [
+                        "cacrt": ca, "clicrt": clientCert, "clikey": clientKey, "clientAuth": true,
+                    ]
+                }
+            }
+        }
+        let object: [String: Any] = ["tls": ["Outgoing": outgoing, "Incoming": incoming]]
+        return Array(
+            try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]))
+    }
+}

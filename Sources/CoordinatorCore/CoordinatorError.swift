@@ -1,0 +1,36 @@
+/// Why the Coordinator refused a request: a stable code (mapped to HTTP and gRPC statuses in
+/// one place by the server) and a sentence for the caller. Never contains a secret.
+public struct CoordinatorError: Error, Sendable, Hashable, CustomStringConvertible {
+    public struct Code: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
+        public var rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        public var description: String { rawValue }
+    }
+
+    public var code: Code
+    public var message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(code): \(message)" }
+
+    public static func == (lhs: Self, rhs: Self) -> Bool { lhs.code == rhs.code }
+    public func hash(into hasher: inout Hasher) { hasher.combine(code) }
+}
+
+extension CoordinatorError.Code {
+    /// The request is not allowed in the Coordinator's current state.
+    public static let wrongState = Self(rawValue: "wrong-state")
+    public static let invalidManifest = Self(rawValue: "invalid-manifest")
+    public static let invalidRequest = Self(rawValue: "invalid-request")
+    public static let unknownMarbleType = Self(rawValue: "unknown-marble-type")
+    /// The quote did not verify, or does not match the marble's package.
+    public static let attestation = Self(rawValue: "attestation")
+    /// The quote does not bind the TLS key the marble uses.
+    public static let keyBinding = Self(rawValue: "key-binding")
+    public static let activationLimit = Self(rawValue: "activation-limit")
+    public static let internalFailure = Self(rawValue: "internal")
+}

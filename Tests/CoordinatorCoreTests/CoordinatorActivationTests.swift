@@ -1,0 +1,265 @@
+import Attestation
+import CoordinatorCore
+import Crypto
+import Foundation
+import Manifest
+import SwiftASN1
+import Testing
+import X509
+
+/// A marble as the premain is: a TLS key and self-signed certificate, a CSR, and a quote
+/// from the simulated platform binding that certificate.
+struct TestMarble {
+    let key = P256.Signing.PrivateKey()
+    let certificate: [UInt8]
+    let csr: [UInt8]
+
+    init() throws {
+        let name = try DistinguishedName { CommonName("marble") }
+        let certificate = try Certificate(
+            version: .v3, serialNumber: .init(), publicKey: .init(key.publicKey),
+            notValidBefore: Date().addingTimeInterval(-60),
+            notValidAfter: Date().addingTimeInterval(3600), issuer: name, subject: name,
+            signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: Certificate.Extensions {}, issuerPrivateKey: .init(key))
+        var serializer = DER.Serializer()
+        try serializer.serialize(certificate)
+        self.certificate = serializer.serializedBytes
+        let csr = try CertificateSigningRequest(
+            version: .v1, subject: name, privateKey: .init(key),
+            attributes: try CertificateSigningRequest.Attributes([
+                .init(
+                    ExtensionRequest(
+                        extensions: Certificate.Extensions { SubjectAlternativeNames([.dnsName("localhost")]) }))
+            ]),
+            signatureAlgorithm: .ecdsaWithSHA256)
+        var csrSerializer = DER.Serializer()
+        try csrSerializer.serialize(csr)
+        self.csr = csrSerializer.serializedBytes
+    }
+
+    func request(
+        _ platform: SimulatedPlatform, enclave: SimulatedEnclave, type: String, uuid: UUID = UUID(),
+        boundTo other: [UInt8]? = nil
+    )
+        throws -> ActivationRequest
+    {
+        let reportData = Array(SHA256.hash(data: other ?? certificate))
+        return ActivationRequest(
+            quote: try platform.quote(reportData: reportData, enclave: enclave), csr: csr, marbleType: type,
+            uuid: uuid.uuidString)
+    }
+}
+
+struct CoordinatorFixture {
+    let platform: SimulatedPlatform
+    let coordinator: Coordinator
+    let enclave: SimulatedEnclave
+
+    static func manifest(signerID: [UInt8], maxActivations: Int = 2, debug: Bool = false) -> [UInt8] {
+        let signer = signerID.map { String(format: "%02x", $0) }.joined()
+        return Array(
+            """
+            {
+              "Packages": {"backend": {"SignerID": "\(signer)", "ProductID": 1, "SecurityVersion": 2, "Debug": \(debug)}},
+              "Marbles": {
+                "backend": {
+                  "Package": "backend", "MaxActivations": \(maxActivations),
+                  "Parameters": {
+                    "Files": {"/etc/cert.pem": "{{ pem .Secrets.sharedCert.Cert }}", "/etc/root.pem": "{{ pem .MarbleRun.RootCA.Cert }}"},
+                    "Env": {"SHARED_KEY": "{{ hex .Secrets.sharedKey }}", "OWN_KEY": "{{ hex .Secrets.ownKey }}", "GREETING": "hi"},
+                    "Argv": ["backend", "--serve"]
+                  },
+                  "TLS": ["web"]
+                }
+              },
+              "Secrets": {
+                "sharedKey": {"Type": "symmetric-key", "Size": 256, "Shared": true},
+                "ownKey": {"Type": "symmetric-key", "Size": 128},
+                "sharedCert": {"Type": "cert-ecdsa", "Size": 256, "Shared": true, "Cert": {"Subject": {"CommonName": "shared"}, "DNSNames": ["shared.example"]}},
+                "userKey": {"Type": "plain", "UserDefined": true}
+              },
+              "TLS": {"web": {"Outgoing": [{"Addr": "db", "Port": "5432"}], "Incoming": [{"Port": "8443"}]}}
+            }
+            """.utf8)
+    }
+
+    static func make(configuration: SimulatedPlatform.Configuration = .init(), maxActivations: Int = 2) async throws
+        -> CoordinatorFixture
+    {
+        let platform = try SimulatedPlatform.generate(configuration: configuration)
+        let coordinator = try Coordinator(
+            verifier: platform.verifier, collateralProvider: StaticCollateralProvider(platform.collateral))
+        let enclave = SimulatedEnclave(
+            uniqueID: [UInt8](repeating: 0x42, count: 32), signerID: platform.defaultSigner.signerID, productID: 1,
+            securityVersion: 2)
+        _ = try await coordinator.setManifest(manifest(signerID: enclave.signerID, maxActivations: maxActivations))
+        return CoordinatorFixture(platform: platform, coordinator: coordinator, enclave: enclave)
+    }
+}
+
+func pemBlocks(_ bytes: [UInt8]?) -> [[UInt8]] {
+    guard let bytes else { return [] }
+    let text = String(decoding: bytes, as: UTF8.self)
+    return text.components(separatedBy: "-----END ").compactMap { part -> [UInt8]? in
+        guard
+            let start = part.range(
+                of: "-----\n", options: [], range: part.range(of: "-----BEGIN ").map { $0.upperBound..<part.endIndex })
+        else { return nil }
+        let body = part[start.upperBound...].filter { !$0.isWhitespace }
+        guard !body.isEmpty else { return nil }
+        return Data(base64Encoded: String(body)).map(Array.init)
+    }
+}
+
+@Suite struct CoordinatorActivationTests {
+    @Test func activatesAnAttestedMarbleWithCertificateSecretsAndParameters() async throws {
+        let fixture = try await CoordinatorFixture.make()
+        let marble = try TestMarble()
+        let uuid = UUID()
+        let parameters = try await fixture.coordinator.activate(
+            marble.request(fixture.platform, enclave: fixture.enclave, type: "backend", uuid: uuid),
+            peerCertificate: marble.certificate)
+
+        #expect(parameters.argv == ["backend", "--serve"])
+        #expect(parameters.env["GREETING"] == Array("hi".utf8))
+        #expect(parameters.env["SHARED_KEY"]?.count == 64)
+        #expect(parameters.env["OWN_KEY"]?.count == 32)
+        let chain = pemBlocks(parameters.env[PredefinedEnvironment.certificateChain])
+        #expect(chain.count == 2)
+        let leaf = try Certificate(derEncoded: chain[0])
+        let marbleRoot = try Certificate(derEncoded: chain[1])
+        let pki = await fixture.coordinator.pki
+        #expect(marbleRoot == pki.marbleRoot)
+        #expect(leaf.subject.description.contains(uuid.uuidString.lowercased()))
+        #expect(marbleRoot.publicKey.isValidSignature(leaf.signature, for: leaf))
+        #expect(pki.intermediate.publicKey.isValidSignature(leaf.signature, for: leaf))
+        #expect(pki.root.publicKey.isValidSignature(pki.intermediate.signature, for: pki.intermediate))
+        let typeExtension = try #require(leaf.extensions.first { $0.oid == CoordinatorPKI.marbleTypeOID })
+        #expect(Array(typeExtension.value) == Array("backend".utf8))
+        #expect(try leaf.extensions.subjectAlternativeNames?.contains(.dnsName("localhost")) == true)
+        #expect(leaf.notValidAfter < Date().addingTimeInterval(366 * 86_400))
+        // The private key handed over belongs to the issued certificate.
+        let keyDER = try #require(pemBlocks(parameters.env[PredefinedEnvironment.privateKey]).first)
+        let key = try P256.Signing.PrivateKey(derRepresentation: keyDER)
+        #expect(Certificate.PublicKey(key.publicKey) == leaf.publicKey)
+        #expect(
+            pemBlocks(parameters.env[PredefinedEnvironment.coordinatorRootCA]).first.map {
+                try? Certificate(derEncoded: $0)
+            } == pki.root)
+        #expect(pemBlocks(parameters.files["/etc/root.pem"]) == [chain[1]])
+        let ttls = try #require(parameters.env[PredefinedEnvironment.ttlsConfig])
+        let ttlsObject = try #require(
+            try JSONSerialization.jsonObject(with: Data(ttls)) as? [String: [String: [String: Any]]])
+        #expect(ttlsObject["tls"]?["Outgoing"]?["db:5432"] != nil)
+        #expect(ttlsObject["tls"]?["Incoming"]?["*:8443"] != nil)
+        #expect(await fixture.coordinator.activationCount("backend") == 1)
+    }
+
+    @Test func perMarbleKeysAreDerivedFromTheUUIDAndReactivationDoesNotCount() async throws {
+        let fixture = try await CoordinatorFixture.make()
+        let marble = try TestMarble()
+        let uuid = UUID()
+        let first = try await fixture.coordinator.activate(
+            marble.request(fixture.platform, enclave: fixture.enclave, type: "backend", uuid: uuid),
+            peerCertificate: marble.certificate)
+        let again = try await fixture.coordinator.activate(
+            marble.request(fixture.platform, enclave: fixture.enclave, type: "backend", uuid: uuid),
+            peerCertificate: marble.certificate)
+        let other = try await fixture.coordinator.activate(
+            marble.request(fixture.platform, enclave: fixture.enclave, type: "backend"),
+            peerCertificate: marble.certificate)
+        #expect(first.env["OWN_KEY"] == again.env["OWN_KEY"])
+        #expect(first.env["OWN_KEY"] != other.env["OWN_KEY"])
+        #expect(first.env["SHARED_KEY"] == other.env["SHARED_KEY"])
+        #expect(first.files["/etc/cert.pem"] == other.files["/etc/cert.pem"])
+        #expect(await fixture.coordinator.activationCount("backend") == 2)
+    }
+
+    enum Rejection: String, CaseIterable {
+        case otherSigner, olderVersion, debugEnclave, outdatedPlatform, replayedQuote, unknownType, limitReached,
+            badCSR, badUUID
+    }
+
+    @Test(arguments: Rejection.allCases)
+    func rejectsAndChangesNothing(_ rejection: Rejection) async throws {
+        var configuration = SimulatedPlatform.Configuration()
+        if rejection == .outdatedPlatform {
+            configuration.tcbComponents = [3, 3, 2, 2, 255, 255, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        }
+        let fixture = try await CoordinatorFixture.make(configuration: configuration, maxActivations: 1)
+        let marble = try TestMarble()
+        var enclave = fixture.enclave
+        var type = "backend"
+        var expected: CoordinatorError.Code = .attestation
+        var request: ActivationRequest?
+        switch rejection {
+        case .otherSigner: enclave.signerID = [UInt8](repeating: 7, count: 32)
+        case .olderVersion: enclave.securityVersion = 1
+        case .debugEnclave: enclave.debug = true
+        case .outdatedPlatform: break
+        case .replayedQuote:
+            request = try marble.request(
+                fixture.platform, enclave: enclave, type: type, boundTo: try TestMarble().certificate)
+            expected = .keyBinding
+        case .unknownType:
+            type = "frontend"
+            expected = .unknownMarbleType
+        case .limitReached:
+            _ = try await fixture.coordinator.activate(
+                marble.request(fixture.platform, enclave: enclave, type: type), peerCertificate: marble.certificate)
+            expected = .activationLimit
+        case .badCSR:
+            var broken = try marble.request(fixture.platform, enclave: enclave, type: type)
+            broken.csr[broken.csr.count - 3] ^= 0xFF
+            request = broken
+            expected = .invalidRequest
+        case .badUUID:
+            var broken = try marble.request(fixture.platform, enclave: enclave, type: type)
+            broken.uuid = "not-a-uuid"
+            request = broken
+            expected = .invalidRequest
+        }
+        let before = await fixture.coordinator.activationCount("backend")
+        let finalRequest = try request ?? marble.request(fixture.platform, enclave: enclave, type: type)
+        await #expect {
+            _ = try await fixture.coordinator.activate(finalRequest, peerCertificate: marble.certificate)
+        } throws: { error in
+            guard let error = error as? CoordinatorError else { return false }
+            return error.code == expected
+        }
+        #expect(await fixture.coordinator.activationCount("backend") == before)
+    }
+
+    @Test func nothingIsActivatedBeforeAManifestIsSet() async throws {
+        let platform = try SimulatedPlatform.generate()
+        let coordinator = try Coordinator(
+            verifier: platform.verifier, collateralProvider: StaticCollateralProvider(platform.collateral))
+        let marble = try TestMarble()
+        let enclave = SimulatedEnclave(
+            uniqueID: [UInt8](repeating: 1, count: 32), signerID: platform.defaultSigner.signerID)
+        await #expect {
+            _ = try await coordinator.activate(
+                marble.request(platform, enclave: enclave, type: "backend"), peerCertificate: marble.certificate)
+        } throws: { ($0 as? CoordinatorError)?.code == .wrongState }
+        #expect(await coordinator.state == .acceptingManifest)
+    }
+
+    @Test func aManifestIsSetOnceAndAnInvalidOneChangesNothing() async throws {
+        let platform = try SimulatedPlatform.generate()
+        let coordinator = try Coordinator(
+            verifier: platform.verifier, collateralProvider: StaticCollateralProvider(platform.collateral))
+        await #expect {
+            _ = try await coordinator.setManifest(Array(#"{"Packages": {}}"#.utf8))
+        } throws: { ($0 as? CoordinatorError)?.code == .invalidManifest }
+        #expect(await coordinator.state == .acceptingManifest)
+        let manifest = CoordinatorFixture.manifest(signerID: platform.defaultSigner.signerID)
+        let result = try await coordinator.setManifest(manifest)
+        #expect(result.warnings.isEmpty)
+        #expect(await coordinator.state == .acceptingMarbles)
+        #expect(await coordinator.manifest?.fingerprint == ManifestDocument.fingerprint(of: manifest))
+        await #expect {
+            _ = try await coordinator.setManifest(manifest)
+        } throws: { ($0 as? CoordinatorError)?.code == .wrongState }
+    }
+}

@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
     ],
     targets: [
         // Strict JSON parsing that keeps key order, number text and byte ranges; Go-style output.
@@ -65,12 +66,18 @@ let package = Package(
                 .product(name: "X509", package: "swift-certificates"),
             ]
         ),
-        // The Coordinator without networking: states, CA, manifest, secrets, activation.
+        // A small transactional key-value store with optimistic versions: SQLite (embedded) and memory.
+        .target(
+            name: "Store",
+            dependencies: [.product(name: "SQLiteNIO", package: "sqlite-nio")]
+        ),
+        // The Coordinator without networking: states, CA, manifest, secrets, activation, sealed state.
         .target(
             name: "CoordinatorCore",
             dependencies: [
                 "Manifest",
                 "Attestation",
+                "Store",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -113,9 +120,13 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "StoreTests",
+            dependencies: ["Store"]
+        ),
+        .testTarget(
             name: "CoordinatorCoreTests",
             dependencies: [
-                "CoordinatorCore", "Manifest", "Attestation", "ManifestTesting",
+                "CoordinatorCore", "Manifest", "Attestation", "ManifestTesting", "Store",
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),

@@ -1,0 +1,131 @@
+import Foundation
+import SQLiteNIO
+
+/// The embedded store: one SQLite file in WAL mode with `synchronous = FULL`, so a commit that
+/// returned survives a crash or power loss. Calls run on SQLite-NIO's thread pool, never on
+/// the caller's task or an event loop.
+public actor SQLiteStore: StateStore {
+    private let connection: SQLiteConnection
+    public let path: String
+    /// One operation at a time on the connection: actor methods interleave at every `await`,
+    /// and a read must never see another commit's unfinished transaction.
+    private var busy = false
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    private func exclusive<T>(_ body: () async throws(StoreError) -> T) async throws(StoreError) -> T {
+        if busy {
+            await withCheckedContinuation { waiting.append($0) }
+        } else {
+            busy = true
+        }
+        defer {
+            if waiting.isEmpty { busy = false } else { waiting.removeFirst().resume() }
+        }
+        return try await body()
+    }
+
+    /// Opens (creating if needed) the database at `path`.
+    public static func open(path: String) async throws(StoreError) -> SQLiteStore {
+        do {
+            let connection = try await SQLiteConnection.open(storage: .file(path: path))
+            let store = SQLiteStore(connection: connection, path: path)
+            do {
+                try await store.prepare()
+            } catch {
+                // A connection must be closed before it goes away (SQLite-NIO asserts it).
+                await store.close()
+                throw error
+            }
+            return store
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError(.unavailable, "cannot open the state database \(path): \(error)")
+        }
+    }
+
+    private init(connection: SQLiteConnection, path: String) {
+        self.connection = connection
+        self.path = path
+    }
+
+    private func prepare() async throws(StoreError) {
+        try await execute("PRAGMA journal_mode = WAL")
+        try await execute("PRAGMA synchronous = FULL")
+        try await execute(
+            "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL, version INTEGER NOT NULL)"
+        )
+        let check: [SQLiteRow] = try await rows("PRAGMA quick_check")
+        guard check.first?.column("quick_check")?.string == "ok" else {
+            throw StoreError(.corrupt, "the state database \(path) fails SQLite's integrity check")
+        }
+    }
+
+    public func read(_ key: String) async throws(StoreError) -> StoredValue? {
+        try await exclusive { () async throws(StoreError) -> StoredValue? in try await readUnlocked(key) }
+    }
+
+    private func readUnlocked(_ key: String) async throws(StoreError) -> StoredValue? {
+        let result: [SQLiteRow] = try await rows("SELECT value, version FROM kv WHERE key = ?", [.text(key)])
+        guard let row = result.first else { return nil }
+        guard case .blob(let buffer) = row.column("value"), let version = row.column("version")?.integer else {
+            throw StoreError(.corrupt, "the stored row \(key) is malformed")
+        }
+        return StoredValue(bytes: Array(buffer.readableBytesView), version: Int64(version))
+    }
+
+    public func keys(withPrefix prefix: String) async throws(StoreError) -> [String] {
+        try await exclusive { () async throws(StoreError) -> [String] in try await keysUnlocked(prefix) }
+    }
+
+    private func keysUnlocked(_ prefix: String) async throws(StoreError) -> [String] {
+        let result: [SQLiteRow] = try await rows(
+            "SELECT key FROM kv WHERE substr(key, 1, ?) = ? ORDER BY key", [.integer(prefix.utf8.count), .text(prefix)])
+        return result.compactMap { $0.column("key")?.string }
+    }
+
+    public func commit(_ writes: [StoreWrite]) async throws(StoreError) {
+        try await exclusive { () async throws(StoreError) in try await commitUnlocked(writes) }
+    }
+
+    private func commitUnlocked(_ writes: [StoreWrite]) async throws(StoreError) {
+        try await execute("BEGIN IMMEDIATE")
+        do {
+            for write in writes {
+                let current: [SQLiteRow] = try await rows("SELECT version FROM kv WHERE key = ?", [.text(write.key)])
+                let version = current.first?.column("version")?.integer.map(Int64.init)
+                guard version == write.expectedVersion else {
+                    throw StoreError(.conflict, "\(write.key) changed since it was read")
+                }
+                if let value = write.value {
+                    try await execute(
+                        "INSERT INTO kv (key, value, version) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, version = excluded.version",
+                        [.text(write.key), .blob(ByteBuffer(bytes: value)), .integer(Int((version ?? 0) + 1))])
+                } else {
+                    try await execute("DELETE FROM kv WHERE key = ?", [.text(write.key)])
+                }
+            }
+            try await execute("COMMIT")
+        } catch {
+            try? await execute("ROLLBACK")
+            throw (error as? StoreError) ?? StoreError(.unavailable, "the commit to \(path) failed: \(error)")
+        }
+    }
+
+    public func close() async {
+        try? await connection.close()
+    }
+
+    private func execute(_ sql: String, _ binds: [SQLiteData] = []) async throws(StoreError) {
+        let _: [SQLiteRow] = try await rows(sql, binds)
+    }
+
+    private func rows(_ sql: String, _ binds: [SQLiteData] = []) async throws(StoreError) -> [SQLiteRow] {
+        do {
+            let result: [SQLiteRow] = try await connection.query(sql, binds)
+            return result
+        } catch {
+            throw StoreError(.unavailable, "the state database \(path) failed: \(error)")
+        }
+    }
+}

@@ -1,0 +1,87 @@
+/// A value and the version it was stored with (versions start at 1 and grow with each write).
+public struct StoredValue: Sendable, Hashable {
+    public var bytes: [UInt8]
+    public var version: Int64
+
+    public init(bytes: [UInt8], version: Int64) {
+        self.bytes = bytes
+        self.version = version
+    }
+}
+
+/// One change in a commit: set (or with `value` nil, delete) `key`, provided it is still at
+/// `expectedVersion` (nil: it must not exist yet).
+public struct StoreWrite: Sendable, Hashable {
+    public var key: String
+    public var value: [UInt8]?
+    public var expectedVersion: Int64?
+
+    public init(key: String, value: [UInt8]?, expectedVersion: Int64?) {
+        self.key = key
+        self.value = value
+        self.expectedVersion = expectedVersion
+    }
+}
+
+/// A transactional key-value store with optimistic versions. A commit applies all its writes
+/// or none, and returns only once it is durable. The store holds whatever bytes it is given;
+/// the Coordinator gives it ciphertext only.
+public protocol StateStore: Sendable {
+    func read(_ key: String) async throws(StoreError) -> StoredValue?
+    func keys(withPrefix prefix: String) async throws(StoreError) -> [String]
+    /// Applies all writes atomically, or throws ``StoreError/Code/conflict`` and applies none.
+    func commit(_ writes: [StoreWrite]) async throws(StoreError)
+    func close() async
+}
+
+/// A store failure: a version conflict (retry with fresh reads) or an unavailable store.
+public struct StoreError: Error, Sendable, Hashable, CustomStringConvertible {
+    public struct Code: RawRepresentable, Sendable, Hashable {
+        public var rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        public static let conflict = Self(rawValue: "conflict")
+        public static let unavailable = Self(rawValue: "unavailable")
+        public static let corrupt = Self(rawValue: "corrupt")
+    }
+
+    public var code: Code
+    public var message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(code.rawValue): \(message)" }
+
+    public static func == (lhs: Self, rhs: Self) -> Bool { lhs.code == rhs.code }
+    public func hash(into hasher: inout Hasher) { hasher.combine(code) }
+}
+
+/// A store in memory, for tests and ephemeral Coordinators.
+public actor MemoryStore: StateStore {
+    private var values: [String: StoredValue] = [:]
+
+    public init() {}
+
+    public func read(_ key: String) async throws(StoreError) -> StoredValue? { values[key] }
+
+    public func keys(withPrefix prefix: String) async throws(StoreError) -> [String] {
+        values.keys.filter { $0.hasPrefix(prefix) }.sorted()
+    }
+
+    public func commit(_ writes: [StoreWrite]) async throws(StoreError) {
+        for write in writes where values[write.key]?.version != write.expectedVersion {
+            throw StoreError(.conflict, "\(write.key) changed since it was read")
+        }
+        for write in writes {
+            if let value = write.value {
+                values[write.key] = StoredValue(bytes: value, version: (values[write.key]?.version ?? 0) + 1)
+            } else {
+                values[write.key] = nil
+            }
+        }
+    }
+
+    public func close() async {}
+}

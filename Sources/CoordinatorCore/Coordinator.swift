@@ -2,6 +2,7 @@ import Attestation
 import Crypto
 import Foundation
 import Manifest
+import Store
 import SwiftASN1
 import X509
 
@@ -47,37 +48,137 @@ public actor Coordinator {
     let configuration: Configuration
     let verifier: QuoteVerifier
     let collateralProvider: any CollateralProvider
-    public private(set) var state: State = .acceptingManifest
+    let sealed: SealedStore
+    public private(set) var state: State
     public private(set) var pki: CoordinatorPKI
     let rootSecret: SymmetricKey
+    private var core: CoreState
+    private var coreVersion: Int64
     private var document: ManifestDocument?
-    private(set) var sharedSecrets: [String: SecretValue] = [:]
-    private var activations: [String: UInt64] = [:]
-    private var activatedUUIDs: [UUID: String] = [:]
+    private(set) var sharedSecrets: [String: SecretValue]
     private var prepared: [SHA256Digest: PreparedCollateral] = [:]
 
-    public init(
+    /// Starts a Coordinator on `store`: a new one when the store is empty, else the one whose
+    /// state the store holds, unsealed with `sealer`. State that cannot be unsealed or does not
+    /// authenticate stops start-up with the reason; it is never replaced by a fresh state.
+    public static func start(
         configuration: Configuration = Configuration(), verifier: QuoteVerifier,
-        collateralProvider: any CollateralProvider
-    ) throws {
+        collateralProvider: any CollateralProvider,
+        store: any StateStore, sealer: any Sealer
+    ) async throws(CoordinatorError) -> Coordinator {
+        let sealedKey: StoredValue?
+        do {
+            sealedKey = try await store.read(SealedStore.sealedDataKeyName)
+        } catch {
+            throw CoordinatorError(.storeUnavailable, "the state store failed: \(error.message)")
+        }
+        guard let sealedKey else {
+            return try await create(
+                configuration: configuration, verifier: verifier, collateralProvider: collateralProvider, store: store,
+                sealer: sealer)
+        }
+        let dataKey = try sealer.unseal(sealedKey.bytes)
+        let sealed = SealedStore(store: store, dataKey: dataKey)
+        guard let record = try await sealed.read("core") else {
+            throw CoordinatorError(
+                .sealedState, "the store has a sealed data key but no Coordinator state; refusing to start over it")
+        }
+        let core = try CoreState.decode(record.bytes)
+        let pki: CoordinatorPKI
+        do {
+            pki = try core.pki
+        } catch {
+            throw CoordinatorError(.sealedState, "the sealed CA keys or certificates do not parse")
+        }
+        var document: ManifestDocument?
+        if let bytes = core.manifest {
+            document = ManifestDocument.parse(bytes, options: ManifestOptions(strict: configuration.strictManifest))
+            guard document?.isValid == true else {
+                throw CoordinatorError(.sealedState, "the sealed manifest no longer validates")
+            }
+        }
+        return Coordinator(
+            configuration: configuration, verifier: verifier, collateralProvider: collateralProvider, sealed: sealed,
+            pki: pki, core: core,
+            coreVersion: record.version, document: document)
+    }
+
+    private static func create(
+        configuration: Configuration, verifier: QuoteVerifier, collateralProvider: any CollateralProvider,
+        store: any StateStore,
+        sealer: any Sealer
+    ) async throws(CoordinatorError) -> Coordinator {
+        let dataKey = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
+        let sealed = SealedStore(store: store, dataKey: dataKey)
+        let core: CoreState
+        let pki: CoordinatorPKI
+        do {
+            if !(try await store.keys(withPrefix: "k/")).isEmpty {
+                throw CoordinatorError(
+                    .sealedState, "the store holds records but no sealed data key; refusing to start over it")
+            }
+            pki = try CoordinatorPKI.generate(curve: configuration.curve, now: configuration.now())
+            core = try CoreState(
+                pki: pki, curve: configuration.curve,
+                rootSecret: SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }, manifest: nil,
+                sharedSecrets: [:])
+        } catch let error as CoordinatorError {
+            throw error
+        } catch let error as StoreError {
+            throw CoordinatorError(.storeUnavailable, "the state store failed: \(error.message)")
+        } catch {
+            throw CoordinatorError(.internalFailure, "creating the Coordinator's CA failed")
+        }
+        try await sealed.commit([
+            StoreWrite(key: SealedStore.sealedDataKeyName, value: try sealer.seal(dataKey), expectedVersion: nil),
+            try sealed.write("core", core.encoded(), expectedVersion: nil),
+        ])
+        return Coordinator(
+            configuration: configuration, verifier: verifier, collateralProvider: collateralProvider, sealed: sealed,
+            pki: pki, core: core,
+            coreVersion: 1, document: nil)
+    }
+
+    private init(
+        configuration: Configuration, verifier: QuoteVerifier, collateralProvider: any CollateralProvider,
+        sealed: SealedStore,
+        pki: CoordinatorPKI, core: CoreState, coreVersion: Int64, document: ManifestDocument?
+    ) {
         self.configuration = configuration
         self.verifier = verifier
         self.collateralProvider = collateralProvider
-        pki = try CoordinatorPKI.generate(curve: configuration.curve, now: configuration.now())
-        rootSecret = SymmetricKey(size: .bits256)
+        self.sealed = sealed
+        self.pki = pki
+        self.core = core
+        self.coreVersion = coreVersion
+        self.document = document
+        rootSecret = SymmetricKey(data: core.rootSecret)
+        sharedSecrets = core.secrets
+        state = document == nil ? .acceptingManifest : .acceptingMarbles
     }
 
     /// The manifest as set, its exact bytes and fingerprint; nil before one is set.
     public var manifest: ManifestDocument? { document }
 
-    /// Activations so far, by marble type.
-    public func activationCount(_ marbleType: String) -> UInt64 { activations[marbleType] ?? 0 }
+    /// Activations so far of a marble type.
+    public func activationCount(_ marbleType: String) async throws(CoordinatorError) -> UInt64 {
+        try await readCount(marbleType).count
+    }
+
+    private func readCount(_ marbleType: String) async throws(CoordinatorError) -> (count: UInt64, version: Int64?) {
+        guard let record = try await sealed.read("count/\(marbleType)") else { return (0, nil) }
+        guard record.bytes.count == 8 else {
+            throw CoordinatorError(.sealedState, "the activation count of \(marbleType) is malformed")
+        }
+        return (record.bytes.reduce(0) { $0 << 8 | UInt64($1) }, record.version)
+    }
 
     // MARK: Manifest
 
     /// Validates and sets the manifest, generating its shared secrets. Allowed once, in
-    /// ``State/acceptingManifest``; on any error nothing changes.
-    public func setManifest(_ bytes: [UInt8]) throws(CoordinatorError) -> ManifestResult {
+    /// ``State/acceptingManifest``. It is acknowledged only once durable; on any error nothing
+    /// changes.
+    public func setManifest(_ bytes: [UInt8]) async throws(CoordinatorError) -> ManifestResult {
         guard state == .acceptingManifest else {
             throw CoordinatorError(
                 .wrongState, "a manifest is already set; change it with an update (state \(state.rawValue))")
@@ -89,15 +190,22 @@ public actor Coordinator {
         }
         var secrets: [String: SecretValue] = [:]
         let factory = SecretFactory(pki: pki, now: configuration.now())
+        var newCore = core
         do {
             for (name, definition) in manifest.secrets where definition.shared && !definition.userDefined {
                 secrets[name] = try factory.generateShared(definition)
             }
+            newCore = try CoreState(
+                pki: pki, curve: CACurve(rawValue: core.curve) ?? .p256, rootSecret: core.rootSecret, manifest: bytes,
+                sharedSecrets: secrets)
         } catch let error as CoordinatorError {
             throw error
         } catch {
             throw CoordinatorError(.internalFailure, "generating the manifest's secrets failed")
         }
+        try await sealed.commit([try sealed.write("core", newCore.encoded(), expectedVersion: coreVersion)])
+        core = newCore
+        coreVersion += 1
         self.document = document
         sharedSecrets = secrets
         state = .acceptingMarbles
@@ -136,9 +244,14 @@ public actor Coordinator {
             throw CoordinatorError(.attestation, "the quote does not match package \(marble.package): \(error.message)")
         }
 
-        // Await-free from here: the activation count and issuance happen together.
-        let isReactivation = activatedUUIDs[uuid] == request.marbleType
-        let count = activations[request.marbleType] ?? 0
+        let uuidRecord = "uuid/\(uuid.uuidString.lowercased())"
+        let knownType = try await sealed.read(uuidRecord).map { String(decoding: $0.bytes, as: UTF8.self) }
+        if let knownType, knownType != request.marbleType {
+            throw CoordinatorError(
+                .invalidRequest, "UUID \(uuid) was activated as another marble type; a UUID belongs to one marble")
+        }
+        let isReactivation = knownType != nil
+        let (count, _) = try await readCount(request.marbleType)
         if !isReactivation, marble.maxActivations > 0, count >= marble.maxActivations {
             throw CoordinatorError(
                 .activationLimit,
@@ -155,10 +268,35 @@ public actor Coordinator {
             throw CoordinatorError(.internalFailure, "issuing the marble's certificate failed")
         }
         if !isReactivation {
-            activations[request.marbleType] = count + 1
-            activatedUUIDs[uuid] = request.marbleType
+            try await countActivation(of: request.marbleType, uuidRecord: uuidRecord, limit: marble.maxActivations)
         }
         return parameters
+    }
+
+    /// Counts an activation durably. Concurrent activations of one type race on the count's
+    /// version: the loser reads again and retries, so none is lost and the limit holds.
+    private func countActivation(of marbleType: String, uuidRecord: String, limit: UInt64)
+        async throws(CoordinatorError)
+    {
+        for attempt in 1...8 {
+            if attempt > 1, try await sealed.read(uuidRecord) != nil { return }  // a concurrent activation of this UUID counted it
+            let (count, version) = try await readCount(marbleType)
+            if limit > 0, count >= limit {
+                throw CoordinatorError(
+                    .activationLimit, "marble type \(marbleType) may be activated \(limit) time(s); it has been")
+            }
+            let next = withUnsafeBytes(of: (count + 1).bigEndian) { Array($0) }
+            do {
+                try await sealed.commit([
+                    try sealed.write("count/\(marbleType)", next, expectedVersion: version),
+                    try sealed.write(uuidRecord, Array(marbleType.utf8), expectedVersion: nil),
+                ])
+                return
+            } catch  where error.code == .conflict && attempt < 8 {
+                continue
+            }
+        }
+        throw CoordinatorError(.conflict, "too many concurrent activations of \(marbleType); retry")
     }
 
     private func verifyQuote(_ bytes: [UInt8]) async throws(CoordinatorError) -> VerifiedQuote {

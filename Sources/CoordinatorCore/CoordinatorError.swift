@@ -33,4 +33,9 @@ extension CoordinatorError.Code {
     public static let keyBinding = Self(rawValue: "key-binding")
     public static let activationLimit = Self(rawValue: "activation-limit")
     public static let internalFailure = Self(rawValue: "internal")
+    /// The sealed state cannot be unsealed or does not authenticate.
+    public static let sealedState = Self(rawValue: "sealed-state")
+    public static let storeUnavailable = Self(rawValue: "store-unavailable")
+    /// A concurrent change won; the request may be retried.
+    public static let conflict = Self(rawValue: "conflict")
 }

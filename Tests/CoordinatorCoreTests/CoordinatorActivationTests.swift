@@ -3,6 +3,7 @@ import CoordinatorCore
 import Crypto
 import Foundation
 import Manifest
+import Store
 import SwiftASN1
 import Testing
 import X509
@@ -88,8 +89,10 @@ struct CoordinatorFixture {
         -> CoordinatorFixture
     {
         let platform = try SimulatedPlatform.generate(configuration: configuration)
-        let coordinator = try Coordinator(
-            verifier: platform.verifier, collateralProvider: StaticCollateralProvider(platform.collateral))
+        let coordinator = try await Coordinator.start(
+            verifier: platform.verifier, collateralProvider: StaticCollateralProvider(platform.collateral),
+            store: MemoryStore(),
+            sealer: EphemeralSealer())
         let enclave = SimulatedEnclave(
             uniqueID: [UInt8](repeating: 0x42, count: 32), signerID: platform.defaultSigner.signerID, productID: 1,
             securityVersion: 2)
@@ -153,7 +156,7 @@ func pemBlocks(_ bytes: [UInt8]?) -> [[UInt8]] {
             try JSONSerialization.jsonObject(with: Data(ttls)) as? [String: [String: [String: Any]]])
         #expect(ttlsObject["tls"]?["Outgoing"]?["db:5432"] != nil)
         #expect(ttlsObject["tls"]?["Incoming"]?["*:8443"] != nil)
-        #expect(await fixture.coordinator.activationCount("backend") == 1)
+        #expect(try await fixture.coordinator.activationCount("backend") == 1)
     }
 
     @Test func perMarbleKeysAreDerivedFromTheUUIDAndReactivationDoesNotCount() async throws {
@@ -173,7 +176,7 @@ func pemBlocks(_ bytes: [UInt8]?) -> [[UInt8]] {
         #expect(first.env["OWN_KEY"] != other.env["OWN_KEY"])
         #expect(first.env["SHARED_KEY"] == other.env["SHARED_KEY"])
         #expect(first.files["/etc/cert.pem"] == other.files["/etc/cert.pem"])
-        #expect(await fixture.coordinator.activationCount("backend") == 2)
+        #expect(try await fixture.coordinator.activationCount("backend") == 2)
     }
 
     enum Rejection: String, CaseIterable {
@@ -220,7 +223,7 @@ func pemBlocks(_ bytes: [UInt8]?) -> [[UInt8]] {
             request = broken
             expected = .invalidRequest
         }
-        let before = await fixture.coordinator.activationCount("backend")
+        let before = try await fixture.coordinator.activationCount("backend")
         let finalRequest = try request ?? marble.request(fixture.platform, enclave: enclave, type: type)
         await #expect {
             _ = try await fixture.coordinator.activate(finalRequest, peerCertificate: marble.certificate)
@@ -228,13 +231,15 @@ func pemBlocks(_ bytes: [UInt8]?) -> [[UInt8]] {
             guard let error = error as? CoordinatorError else { return false }
             return error.code == expected
         }
-        #expect(await fixture.coordinator.activationCount("backend") == before)
+        #expect(try await fixture.coordinator.activationCount("backend") == before)
     }
 
     @Test func nothingIsActivatedBeforeAManifestIsSet() async throws {
         let platform = try SimulatedPlatform.generate()
-        let coordinator = try Coordinator(
-            verifier: platform.verifier, collateralProvider: StaticCollateralProvider(platform.collateral))
+        let coordinator = try await Coordinator.start(
+            verifier: platform.verifier, collateralProvider: StaticCollateralProvider(platform.collateral),
+            store: MemoryStore(),
+            sealer: EphemeralSealer())
         let marble = try TestMarble()
         let enclave = SimulatedEnclave(
             uniqueID: [UInt8](repeating: 1, count: 32), signerID: platform.defaultSigner.signerID)
@@ -247,8 +252,10 @@ func pemBlocks(_ bytes: [UInt8]?) -> [[UInt8]] {
 
     @Test func aManifestIsSetOnceAndAnInvalidOneChangesNothing() async throws {
         let platform = try SimulatedPlatform.generate()
-        let coordinator = try Coordinator(
-            verifier: platform.verifier, collateralProvider: StaticCollateralProvider(platform.collateral))
+        let coordinator = try await Coordinator.start(
+            verifier: platform.verifier, collateralProvider: StaticCollateralProvider(platform.collateral),
+            store: MemoryStore(),
+            sealer: EphemeralSealer())
         await #expect {
             _ = try await coordinator.setManifest(Array(#"{"Packages": {}}"#.utf8))
         } throws: { ($0 as? CoordinatorError)?.code == .invalidManifest }

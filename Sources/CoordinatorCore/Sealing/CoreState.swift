@@ -1,0 +1,88 @@
+import Crypto
+import Foundation
+import SwiftASN1
+import X509
+
+/// What the Coordinator keeps besides per-marble records: its CA, root secret, manifest and
+/// shared secrets. Serialized as JSON inside the sealed "core" record.
+struct CoreState: Codable, Sendable {
+    struct StoredSecret: Codable, Sendable {
+        var type: String
+        var cert: [UInt8]
+        var privateKey: [UInt8]
+        var publicKey: [UInt8]
+    }
+
+    var format = 1
+    var curve: String
+    var rootKey: [UInt8]
+    var root: [UInt8]
+    var intermediateKey: [UInt8]
+    var intermediate: [UInt8]
+    var marbleRoot: [UInt8]
+    var rootSecret: [UInt8]
+    /// The manifest's exact bytes (its fingerprint is their SHA-256).
+    var manifest: [UInt8]?
+    var sharedSecrets: [String: StoredSecret]
+
+    init(
+        pki: CoordinatorPKI, curve: CACurve, rootSecret: [UInt8], manifest: [UInt8]?,
+        sharedSecrets: [String: SecretValue]
+    ) throws {
+        func der(_ certificate: Certificate) throws -> [UInt8] {
+            var serializer = DER.Serializer()
+            try serializer.serialize(certificate)
+            return serializer.serializedBytes
+        }
+        self.curve = curve.rawValue
+        rootKey = pki.rootKey.derRepresentation
+        root = try der(pki.root)
+        intermediateKey = pki.intermediateKey.derRepresentation
+        intermediate = try der(pki.intermediate)
+        marbleRoot = try der(pki.marbleRoot)
+        self.rootSecret = rootSecret
+        self.manifest = manifest
+        self.sharedSecrets = sharedSecrets.mapValues {
+            StoredSecret(type: $0.type, cert: $0.cert, privateKey: $0.privateKey, publicKey: $0.publicKey)
+        }
+    }
+
+    var pki: CoordinatorPKI {
+        get throws {
+            try CoordinatorPKI(
+                rootKey: SigningKey(derRepresentation: rootKey), root: Certificate(derEncoded: root),
+                intermediateKey: SigningKey(derRepresentation: intermediateKey),
+                intermediate: Certificate(derEncoded: intermediate),
+                marbleRoot: Certificate(derEncoded: marbleRoot))
+        }
+    }
+
+    var secrets: [String: SecretValue] {
+        sharedSecrets.mapValues {
+            SecretValue(type: $0.type, cert: $0.cert, privateKey: $0.privateKey, publicKey: $0.publicKey)
+        }
+    }
+
+    func encoded() throws(CoordinatorError) -> [UInt8] {
+        do {
+            return Array(try JSONEncoder().encode(self))
+        } catch {
+            throw CoordinatorError(.internalFailure, "encoding the state failed")
+        }
+    }
+
+    static func decode(_ bytes: [UInt8]) throws(CoordinatorError) -> CoreState {
+        do {
+            let state = try JSONDecoder().decode(CoreState.self, from: Data(bytes))
+            guard state.format == 1 else {
+                throw CoordinatorError(
+                    .sealedState, "the sealed state has format \(state.format); this Coordinator reads format 1")
+            }
+            return state
+        } catch let error as CoordinatorError {
+            throw error
+        } catch {
+            throw CoordinatorError(.sealedState, "the sealed state authenticates but does not decode: \(error)")
+        }
+    }
+}

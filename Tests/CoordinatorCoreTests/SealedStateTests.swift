@@ -1,0 +1,135 @@
+import Attestation
+import CoordinatorCore
+import Crypto
+import Foundation
+import Manifest
+import Store
+import Testing
+import X509
+
+/// The Coordinator's state survives restarts in its SQLite file, sealed with the simulation
+/// sealer; tampered, truncated or foreign state stops start-up and is never replaced.
+@Suite struct SealedStateTests {
+    struct Place {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("seal-\(UUID().uuidString)")
+        var database: String { directory.appendingPathComponent("state.sqlite").path }
+    }
+
+    static func start(_ place: Place, platform: SimulatedPlatform, sealDirectory: URL? = nil) async throws -> (
+        Coordinator, SQLiteStore
+    ) {
+        try FileManager.default.createDirectory(at: place.directory, withIntermediateDirectories: true)
+        let store = try await SQLiteStore.open(path: place.database)
+        do {
+            let coordinator = try await Coordinator.start(
+                verifier: platform.verifier, collateralProvider: StaticCollateralProvider(platform.collateral),
+                store: store,
+                sealer: SimulationSealer(directory: sealDirectory ?? place.directory))
+            return (coordinator, store)
+        } catch {
+            await store.close()
+            throw error
+        }
+    }
+
+    @Test func aRestartKeepsRootManifestSecretsAndCounts() async throws {
+        let place = Place()
+        let platform = try SimulatedPlatform.generate()
+        let enclave = SimulatedEnclave(
+            uniqueID: [UInt8](repeating: 0x42, count: 32), signerID: platform.defaultSigner.signerID, productID: 1,
+            securityVersion: 2)
+        let marble = try TestMarble()
+        let manifest = CoordinatorFixture.manifest(signerID: enclave.signerID, maxActivations: 2)
+
+        let (first, firstStore) = try await Self.start(place, platform: platform)
+        _ = try await first.setManifest(manifest)
+        let uuid = UUID()
+        let before = try await first.activate(
+            marble.request(platform, enclave: enclave, type: "backend", uuid: uuid), peerCertificate: marble.certificate
+        )
+        let root = await first.pki.root
+        await firstStore.close()
+
+        let (second, secondStore) = try await Self.start(place, platform: platform)
+        #expect(await second.pki.root == root)
+        #expect(await second.state == .acceptingMarbles)
+        #expect(await second.manifest?.fingerprint == ManifestDocument.fingerprint(of: manifest))
+        #expect(try await second.activationCount("backend") == 1)
+        let again = try await second.activate(
+            marble.request(platform, enclave: enclave, type: "backend", uuid: uuid), peerCertificate: marble.certificate
+        )
+        #expect(again.env["SHARED_KEY"] == before.env["SHARED_KEY"])
+        #expect(again.env["OWN_KEY"] == before.env["OWN_KEY"])
+        #expect(again.files["/etc/cert.pem"] == before.files["/etc/cert.pem"])
+        #expect(try await second.activationCount("backend") == 1)
+        _ = try await second.activate(
+            marble.request(platform, enclave: enclave, type: "backend"), peerCertificate: marble.certificate)
+        await #expect {
+            _ = try await second.activate(
+                marble.request(platform, enclave: enclave, type: "backend"), peerCertificate: marble.certificate)
+        } throws: { ($0 as? CoordinatorError)?.code == .activationLimit }
+        await secondStore.close()
+
+        let keyFile = place.directory.appendingPathComponent(SimulationSealer.fileName).path
+        let permissions = try FileManager.default.attributesOfItem(atPath: keyFile)[.posixPermissions] as? NSNumber
+        #expect(permissions?.intValue == 0o600)
+    }
+
+    @Test func aTamperedRecordStopsStartUp() async throws {
+        let place = Place()
+        let platform = try SimulatedPlatform.generate()
+        let (coordinator, store) = try await Self.start(place, platform: platform)
+        _ = try await coordinator.setManifest(CoordinatorFixture.manifest(signerID: platform.defaultSigner.signerID))
+        // Flip one byte in every sealed record, one record at a time.
+        for key in try await store.keys(withPrefix: "k/") {
+            let original = try #require(try await store.read(key))
+            var flipped = original.bytes
+            flipped[flipped.count / 2] ^= 0x01
+            try await store.commit([StoreWrite(key: key, value: flipped, expectedVersion: original.version)])
+            await #expect {
+                _ = try await Coordinator.start(
+                    verifier: platform.verifier, collateralProvider: StaticCollateralProvider(platform.collateral),
+                    store: store,
+                    sealer: SimulationSealer(directory: place.directory))
+            } throws: { error in
+                guard let error = error as? CoordinatorError else { return false }
+                return error.code == .sealedState && error.message.contains("tampered")
+            }
+            try await store.commit([StoreWrite(key: key, value: original.bytes, expectedVersion: original.version + 1)])
+        }
+        await store.close()
+    }
+
+    @Test func anotherSealingKeyCannotOpenTheState() async throws {
+        let place = Place()
+        let platform = try SimulatedPlatform.generate()
+        let (_, store) = try await Self.start(place, platform: platform)
+        await store.close()
+        let elsewhere = FileManager.default.temporaryDirectory.appendingPathComponent("other-\(UUID().uuidString)")
+        await #expect {
+            _ = try await Self.start(place, platform: platform, sealDirectory: elsewhere)
+        } throws: { error in
+            guard let error = error as? CoordinatorError else { return false }
+            return error.code == .sealedState && error.message.contains("cannot unseal")
+        }
+    }
+
+    @Test func aDamagedDatabaseFileStopsStartUp() async throws {
+        let place = Place()
+        let platform = try SimulatedPlatform.generate()
+        let (coordinator, store) = try await Self.start(place, platform: platform)
+        _ = try await coordinator.setManifest(CoordinatorFixture.manifest(signerID: platform.defaultSigner.signerID))
+        await store.close()
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: place.database))
+        bytes = bytes.prefix(bytes.count / 2)  // truncated
+        try bytes.write(to: URL(fileURLWithPath: place.database))
+        try? FileManager.default.removeItem(atPath: place.database + "-wal")
+        await #expect {
+            _ = try await Self.start(place, platform: platform)
+        } throws: { error in
+            if let error = error as? StoreError { return [.corrupt, .unavailable].contains(error.code) }
+            if let error = error as? CoordinatorError { return [.sealedState, .storeUnavailable].contains(error.code) }
+            return false
+        }
+    }
+}

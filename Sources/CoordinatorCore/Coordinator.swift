@@ -34,6 +34,9 @@ public actor Coordinator {
         public var marbleCertificateValidity: TimeInterval = 365 * 86_400
         /// Unknown manifest fields are errors instead of warnings.
         public var strictManifest = false
+        /// Names in the root certificate, which is also the client API's TLS certificate.
+        /// Used only when a new root is created.
+        public var dnsNames: [String] = ["localhost"]
         public var now: @Sendable () -> Date = Date.init
 
         public init() {}
@@ -117,7 +120,8 @@ public actor Coordinator {
                 throw CoordinatorError(
                     .sealedState, "the store holds records but no sealed data key; refusing to start over it")
             }
-            pki = try CoordinatorPKI.generate(curve: configuration.curve, now: configuration.now())
+            pki = try CoordinatorPKI.generate(
+                curve: configuration.curve, now: configuration.now(), dnsNames: configuration.dnsNames)
             core = try CoreState(
                 pki: pki, curve: configuration.curve,
                 rootSecret: SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }, manifest: nil,
@@ -159,6 +163,17 @@ public actor Coordinator {
 
     /// The manifest as set, its exact bytes and fingerprint; nil before one is set.
     public var manifest: ManifestDocument? { document }
+
+    /// The root key's ECDSA signature (ASN.1 DER) over SHA-256 of the manifest's bytes, as
+    /// MarbleRun's `manifestSignatureRootECDSA`; nil before a manifest is set.
+    public func manifestSignature() throws(CoordinatorError) -> [UInt8]? {
+        guard let document else { return nil }
+        do {
+            return try pki.rootKey.signature(forDigest: SHA256.hash(data: document.bytes))
+        } catch {
+            throw CoordinatorError(.internalFailure, "signing the manifest failed")
+        }
+    }
 
     /// Activations so far of a marble type.
     public func activationCount(_ marbleType: String) async throws(CoordinatorError) -> UInt64 {

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Manifest
 import SwiftASN1
 import X509
 
@@ -30,16 +31,18 @@ public struct CoordinatorPKI: Sendable {
         self.marbleRoot = marbleRoot
     }
 
-    /// A new root, intermediate and marble root valid for `validity` from `now`.
-    public static func generate(curve: CACurve = .p256, now: Date = Date(), validity: TimeInterval = 10 * 365 * 86_400)
-        throws
-        -> CoordinatorPKI
-    {
+    /// A new root, intermediate and marble root valid for `validity` from `now`. The root is
+    /// also the client API's TLS certificate, so it names the Coordinator's `dnsNames`
+    /// (entries that are IP addresses become IP SANs), as MarbleRun's root does.
+    public static func generate(
+        curve: CACurve = .p256, now: Date = Date(), validity: TimeInterval = 10 * 365 * 86_400,
+        dnsNames: [String] = ["localhost"]
+    ) throws -> CoordinatorPKI {
         let rootKey = SigningKey.generate(curve)
         let rootName = try DistinguishedName { CommonName(Self.rootName) }
         let root = try caCertificate(
             subject: rootName, key: rootKey.publicKey, issuer: rootName, issuerKey: rootKey, now: now,
-            validity: validity)
+            validity: validity, names: dnsNames)
         var pki = CoordinatorPKI(
             rootKey: rootKey, root: root, intermediateKey: rootKey, intermediate: root, marbleRoot: root)
         try pki.renewIntermediate(curve: curve, now: now, validity: validity)
@@ -60,9 +63,16 @@ public struct CoordinatorPKI: Sendable {
     static func caCertificate(
         subject: DistinguishedName, key: Certificate.PublicKey, issuer: DistinguishedName, issuerKey: SigningKey,
         now: Date,
-        validity: TimeInterval
+        validity: TimeInterval, names: [String] = []
     ) throws -> Certificate {
-        try Certificate(
+        let alternativeNames = SubjectAlternativeNames(
+            names.map { name in
+                if let address = IPAddress.parse(name) {
+                    return .ipAddress(ASN1OctetString(contentBytes: address[...]))
+                }
+                return .dnsName(name)
+            })
+        return try Certificate(
             version: .v3, serialNumber: .init(), publicKey: key, notValidBefore: now.addingTimeInterval(-300),
             notValidAfter: now.addingTimeInterval(validity), issuer: issuer, subject: subject,
             signatureAlgorithm: issuerKey.signatureAlgorithm,
@@ -70,6 +80,7 @@ public struct CoordinatorPKI: Sendable {
                 Critical(BasicConstraints.isCertificateAuthority(maxPathLength: nil))
                 Critical(KeyUsage(digitalSignature: true, keyCertSign: true, cRLSign: true))
                 SubjectKeyIdentifier(hash: key)
+                if !alternativeNames.isEmpty { alternativeNames }
             },
             issuerPrivateKey: issuerKey.certificateKey)
     }

@@ -36,6 +36,15 @@ public enum SigningKey: Sendable {
         }
     }
 
+    /// An ASN.1 DER ECDSA signature over `digest` as given (not hashed again), as Go's
+    /// `ecdsa.SignASN1` makes MarbleRun's manifest signature.
+    public func signature<D: Digest>(forDigest digest: D) throws -> [UInt8] {
+        switch self {
+        case .p256(let key): return Array(try key.signature(for: digest).derRepresentation)
+        case .p384(let key): return Array(try key.signature(for: digest).derRepresentation)
+        }
+    }
+
     /// PKCS #8 DER: the sealed form, and the `Private` part of templates.
     public var derRepresentation: [UInt8] {
         switch self {

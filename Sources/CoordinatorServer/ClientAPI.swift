@@ -1,0 +1,205 @@
+import Attestation
+import CoordinatorCore
+import Crypto
+import Foundation
+import Hummingbird
+import JSONText
+import Logging
+import Manifest
+import Metrics
+import NIOCore
+import SwiftASN1
+import X509
+
+/// The request context of the client API: it keeps the connection's channel so that handlers
+/// can read the client certificate (users, issue 5).
+public struct ClientRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let channel: any Channel
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = CoreRequestContextStorage(source: source)
+        channel = source.channel
+    }
+}
+
+/// The client REST API (compat §1): v2 with the JSend envelope and the v1 routes.
+struct ClientAPI: Sendable {
+    let coordinator: Coordinator
+    let quoteIssuer: any QuoteIssuer
+    let maximumBodySize: Int
+    let logger: Logger
+    /// Nonces are echoed into report data after hashing; a limit keeps requests cheap.
+    static let maximumNonceSize = 1024
+
+    static let paths: Set<String> = [
+        "/api/v2/status", "/api/v2/quote", "/api/v2/manifest", "/status", "/quote", "/manifest",
+    ]
+
+    func router() -> Router<ClientRequestContext> {
+        let router = Router(context: ClientRequestContext.self)
+        router.add(middleware: JSendMiddleware(knownPaths: Self.paths, logger: logger))
+        router.get("/api/v2/status") { _, _ in try await JSend.success(status(v1: false)) }
+        router.get("/status") { _, _ in try await JSend.success(status(v1: true)) }
+        router.get("/api/v2/quote") { request, _ in try await JSend.success(quote(request, v1: false)) }
+        router.get("/quote") { request, _ in try await JSend.success(quote(request, v1: true)) }
+        router.get("/api/v2/manifest") { _, _ in try await JSend.success(manifest(v1: false)) }
+        router.get("/manifest") { _, _ in try await JSend.success(manifest(v1: true)) }
+        router.post("/api/v2/manifest") { request, _ in
+            let body = try await request.body.collect(upTo: maximumBodySize)
+            return try await JSend.success(setManifest(try Self.manifestField(Array(buffer: body))))
+        }
+        router.post("/manifest") { request, _ in
+            let body = try await request.body.collect(upTo: maximumBodySize)
+            return try await JSend.success(setManifest(Array(buffer: body)))
+        }
+        return router
+    }
+
+    func status(v1: Bool) async throws -> JSONValue {
+        let state = await coordinator.state
+        return .object([
+            JSONMember(v1 ? "StatusCode" : "code", .integer(state.rawValue)),
+            JSONMember(v1 ? "StatusMessage" : "message", .string(state.message)),
+        ])
+    }
+
+    /// The Coordinator's certificate chain and a quote whose report data is SHA-256 of the root
+    /// certificate's DER, followed by the nonce when one is given.
+    func quote(_ request: Request, v1: Bool) async throws -> JSONValue {
+        var nonce: [UInt8] = []
+        if let text = request.uri.queryParameters.get("nonce") {
+            guard let decoded = Base64.decodeURL(text) else {
+                throw RequestError("the nonce is not URL-safe base64")
+            }
+            guard decoded.count <= Self.maximumNonceSize else {
+                throw RequestError("the nonce is longer than \(Self.maximumNonceSize) bytes")
+            }
+            nonce = decoded
+        }
+        let pki = await coordinator.pki
+        let rootDER = try Self.der(pki.root)
+        let reportData = Array(SHA256.hash(data: rootDER + nonce))
+        let quote: [UInt8]
+        do throws(AttestationError) {
+            quote = try quoteIssuer.issueQuote(reportData: reportData)
+        } catch {
+            logger.error("issuing the Coordinator's quote failed", metadata: ["reason": "\(error.message)"])
+            throw CoordinatorError(.internalFailure, "the Coordinator could not produce a quote")
+        }
+        let chain = try pki.intermediate.serializeAsPEM().pemString + "\n" + pki.root.serializeAsPEM().pemString + "\n"
+        return .object([
+            JSONMember(v1 ? "Cert" : "cert", .string(chain)), JSONMember(v1 ? "Quote" : "quote", .bytes(quote)),
+        ])
+    }
+
+    func manifest(v1: Bool) async throws -> JSONValue {
+        let document = await coordinator.manifest
+        let signature = try await coordinator.manifestSignature()
+        return .object([
+            JSONMember(
+                v1 ? "ManifestSignatureRootECDSA" : "manifestSignatureRootECDSA", signature.map { .bytes($0) } ?? .null),
+            JSONMember(v1 ? "ManifestSignature" : "manifestFingerprint", .string(document?.fingerprint ?? "")),
+            JSONMember(v1 ? "Manifest" : "manifest", document.map { .bytes($0.jsonBytes) } ?? .null),
+        ])
+    }
+
+    func setManifest(_ bytes: [UInt8]) async throws -> JSONValue {
+        let result = try await coordinator.setManifest(bytes)
+        let fingerprint = await coordinator.manifest?.fingerprint ?? ""
+        logger.notice(
+            "manifest set", metadata: ["fingerprint": "\(fingerprint)", "warnings": "\(result.warnings.count)"])
+        for warning in result.warnings {
+            logger.warning("manifest warning", metadata: ["problem": "\(warning.description)"])
+        }
+        return .object([
+            JSONMember("RecoverySecrets", .null),
+            JSONMember("Warnings", .array(result.warnings.map { .string($0.description) })),
+        ])
+    }
+
+    /// The manifest from a v2 body `{"manifest": base64}`. Go matches field names without
+    /// regard to case, so we do too; any other field is refused.
+    static func manifestField(_ body: [UInt8]) throws -> [UInt8] {
+        let value: JSONValue
+        do {
+            value = try JSONParser().parse(body)
+        } catch {
+            throw RequestError("the request body is not JSON: \(error.description)")
+        }
+        guard case .object(let members) = value else {
+            throw RequestError("the request body must be a JSON object {\"manifest\": base64}")
+        }
+        var manifest: [UInt8]?
+        for member in members {
+            guard member.key.lowercased() == "manifest" else {
+                throw RequestError("unknown field \"\(member.key.prefix(64))\": the body holds only \"manifest\"")
+            }
+            guard case .string(let text) = member.value, let bytes = Base64.decode(text) else {
+                throw RequestError("\"manifest\" must be the manifest in standard base64")
+            }
+            manifest = bytes
+        }
+        guard let manifest else { throw RequestError("the body has no \"manifest\" field") }
+        return manifest
+    }
+
+    static func der(_ certificate: Certificate) throws -> [UInt8] {
+        var serializer = DER.Serializer()
+        try serializer.serialize(certificate)
+        return serializer.serializedBytes
+    }
+}
+
+/// Turns every refusal into a JSend answer and records request latency by route.
+struct JSendMiddleware<Context: RequestContext>: RouterMiddleware {
+    let knownPaths: Set<String>
+    let logger: Logger
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+        async throws -> Response
+    {
+        let start = ContinuousClock.now
+        let response: Response
+        do {
+            response = try await next(request, context)
+        } catch let error as RequestError {
+            response = JSend.failure(error.status, error.message)
+        } catch let error as CoordinatorError {
+            if error.httpStatus.code >= 500 {
+                logger.error("request failed", metadata: ["path": "\(request.uri.path)", "reason": "\(error.message)"])
+            }
+            response = JSend.failure(error.httpStatus, error.message)
+        } catch is NIOTooManyBytesError {
+            response = JSend.failure(.contentTooLarge, "the request body is larger than the limit")
+        } catch let error as HTTPError {
+            if error.status == .notFound, knownPaths.contains(request.uri.path) {
+                response = JSend.failure(
+                    .methodNotAllowed, "\(request.method.rawValue) is not allowed on \(request.uri.path)")
+            } else if error.status == .contentTooLarge {
+                response = JSend.failure(error.status, "the request body is too large")
+            } else {
+                response = JSend.failure(error.status, error.body ?? error.status.reasonPhrase)
+            }
+        } catch {
+            logger.error("request failed", metadata: ["path": "\(request.uri.path)", "error": "\(type(of: error))"])
+            response = JSend.failure(.internalServerError, "internal error")
+        }
+        let route = knownPaths.contains(request.uri.path) ? request.uri.path : "other"
+        Timer(
+            label: "coordinator_http_request_duration_seconds",
+            dimensions: [
+                ("path", route), ("method", request.method.rawValue), ("status", String(response.status.code)),
+            ],
+            preferredDisplayUnit: .seconds
+        ).recordElapsed(since: start)
+        return response
+    }
+}
+
+extension Timer {
+    func recordElapsed(since start: ContinuousClock.Instant) {
+        let elapsed = ContinuousClock.now - start
+        recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+    }
+}

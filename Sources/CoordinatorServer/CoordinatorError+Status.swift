@@ -1,0 +1,32 @@
+import CoordinatorCore
+import GRPCCore
+import Hummingbird
+
+/// The one place where Coordinator refusals become HTTP and gRPC statuses.
+extension CoordinatorError {
+    var httpStatus: HTTPResponse.Status {
+        switch code {
+        case .wrongState: return .conflict
+        case .invalidManifest, .invalidRequest: return .badRequest
+        case .unknownMarbleType: return .notFound
+        case .attestation, .keyBinding: return .forbidden
+        case .activationLimit: return .tooManyRequests
+        case .conflict: return .conflict
+        case .storeUnavailable: return .serviceUnavailable
+        default: return .internalServerError
+        }
+    }
+
+    var rpcCode: RPCError.Code {
+        switch code {
+        case .wrongState: return .failedPrecondition
+        case .invalidManifest, .invalidRequest: return .invalidArgument
+        case .unknownMarbleType: return .notFound
+        case .attestation, .keyBinding: return .permissionDenied
+        case .activationLimit: return .resourceExhausted
+        case .conflict: return .aborted
+        case .storeUnavailable: return .unavailable
+        default: return .internalError
+        }
+    }
+}

@@ -1,0 +1,233 @@
+import Attestation
+import CoordinatorCore
+import Crypto
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Hummingbird
+import HummingbirdTLS
+import Logging
+import Metrics
+import NIOSSL
+import Prometheus
+import ServiceLifecycle
+import Store
+import SwiftASN1
+import X509
+
+/// The Coordinator process: the core on its sealed store, the client REST API, the marble mesh
+/// API and Prometheus metrics, run as one service group that shuts down gracefully on SIGTERM
+/// or SIGINT.
+public struct CoordinatorServer: Sendable {
+    public let configuration: ServerConfiguration
+    public let logger: Logger
+
+    public init(configuration: ServerConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Runs until a termination signal; throws when start-up is impossible, saying why.
+    public func run(metrics registry: PrometheusCollectorRegistry? = nil) async throws {
+        let environment = try enclaveEnvironment()
+        let store = try await openStore()
+        let coordinator: Coordinator
+        do {
+            var core = Coordinator.Configuration()
+            core.curve = configuration.curve
+            core.dnsNames = configuration.dnsNames
+            core.strictManifest = configuration.strictManifest
+            coordinator = try await Coordinator.start(
+                configuration: core, verifier: environment.verifier, collateralProvider: environment.collateral,
+                store: store, sealer: environment.sealer)
+        } catch {
+            await store.close()
+            throw error
+        }
+        do {
+            try await serve(coordinator, quoteIssuer: environment.quoteIssuer, registry: registry)
+        } catch {
+            await store.close()
+            throw error
+        }
+        await store.close()
+    }
+
+    private func serve(_ coordinator: Coordinator, quoteIssuer: any QuoteIssuer, registry: PrometheusCollectorRegistry?)
+        async throws
+    {
+        let pki = await coordinator.pki
+        let state = await coordinator.state
+        let fingerprint = await coordinator.manifest?.fingerprint ?? "none"
+        logger.notice(
+            "Coordinator state loaded",
+            metadata: ["state": "\(state.rawValue)", "root": "\(pki.root.subject)", "manifest": "\(fingerprint)"])
+        try await setStartupManifest(coordinator)
+
+        let rootDER = try ClientAPI.der(pki.root)
+        let keyDER = pki.rootKey.derRepresentation
+        let api = ClientAPI(
+            coordinator: coordinator, quoteIssuer: quoteIssuer, maximumBodySize: configuration.maximumBodySize,
+            logger: logger)
+        var tls = TLSConfiguration.makeServerConfiguration(
+            certificateChain: [.certificate(try NIOSSLCertificate(bytes: rootDER, format: .der))],
+            privateKey: .privateKey(try NIOSSLPrivateKey(bytes: keyDER, format: .der)))
+        tls.minimumTLSVersion = .tlsv12
+        tls.certificateVerification = .optionalVerification
+        let client = Application(
+            router: api.router(),
+            server: try .tls(
+                .http1(),
+                configuration: TLSChannelConfiguration(
+                    tlsConfiguration: tls, customAsyncVerificationCallback: { _ in .certificateVerified })),
+            configuration: ApplicationConfiguration(
+                address: .hostname(configuration.clientAddress.host, port: configuration.clientAddress.port),
+                serverName: "marblerun-swift"),
+            onServerRunning: { [logger, configuration] _ in
+                logger.notice("client API listening", metadata: ["address": "\(configuration.clientAddress)"])
+            },
+            logger: logger)
+
+        var transportConfig = HTTP2ServerTransport.Posix.Config.defaults
+        transportConfig.rpc.maxRequestPayloadSize = configuration.maximumActivationRequestSize
+        let transport = HTTP2ServerTransport.Posix(
+            address: .ipv4OrIPv6(configuration.meshAddress),
+            transportSecurity: .mTLS(
+                certificateChain: [.bytes(rootDER, format: .der)], privateKey: .bytes(keyDER, format: .der)
+            ) { config in
+                // Marbles present self-signed certificates: the quote, not a CA, vouches for them.
+                config.customVerificationCallback = { certificates, promise in
+                    promise.succeed(.certificateVerified(VerificationMetadata(ValidatedCertificateChain(certificates))))
+                }
+            },
+            config: transportConfig)
+        let mesh = GRPCService(
+            server: GRPCServer(transport: transport, services: [MeshService(coordinator: coordinator, logger: logger)]),
+            transport: transport, address: configuration.meshAddress, logger: logger)
+
+        var services: [any Service] = [client, mesh]
+        if let registry, let address = configuration.prometheusAddress {
+            services.append(MetricsEndpoint.application(registry: registry, address: address, logger: logger))
+        }
+        services.append(StateGauge(coordinator: coordinator))
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await group.run()
+        logger.notice("Coordinator stopped")
+    }
+
+    private func setStartupManifest(_ coordinator: Coordinator) async throws {
+        guard let url = configuration.startupManifest, await coordinator.state == .acceptingManifest else { return }
+        let bytes: [UInt8]
+        do {
+            bytes = Array(try Data(contentsOf: url))
+        } catch {
+            throw ServerConfigurationError(
+                "cannot read the start-up manifest \(url.path): \(error.localizedDescription)")
+        }
+        let result = try await coordinator.setManifest(bytes)
+        let fingerprint = await coordinator.manifest?.fingerprint ?? ""
+        logger.notice("start-up manifest set", metadata: ["file": "\(url.path)", "fingerprint": "\(fingerprint)"])
+        for warning in result.warnings {
+            logger.warning("manifest warning", metadata: ["problem": "\(warning.description)"])
+        }
+    }
+
+    private func openStore() async throws -> SQLiteStore {
+        let manager = FileManager.default
+        do {
+            try manager.createDirectory(
+                at: configuration.sealDirectory, withIntermediateDirectories: true,
+                attributes: [.posixPermissions: 0o700])
+        } catch {
+            throw ServerConfigurationError(
+                "cannot create the seal directory \(configuration.sealDirectory.path): \(error.localizedDescription)")
+        }
+        return try await SQLiteStore.open(path: configuration.databasePath)
+    }
+
+    struct EnclaveEnvironment {
+        var verifier: QuoteVerifier
+        var collateral: any CollateralProvider
+        var sealer: any Sealer
+        var quoteIssuer: any QuoteIssuer
+    }
+
+    /// In simulation: the simulated platform (created if absent) verifies marbles and issues
+    /// the Coordinator's quote for the running executable. A real enclave is not supported yet.
+    private func enclaveEnvironment() throws -> EnclaveEnvironment {
+        guard let directory = configuration.simulationDirectory else {
+            throw ServerConfigurationError(
+                "running in a real SGX enclave is not supported yet: start with --simulation DIR (or EDG_COORDINATOR_SIMULATION=DIR)"
+            )
+        }
+        let platform: SimulatedPlatform
+        if FileManager.default.fileExists(atPath: directory.appendingPathComponent("platform.json").path) {
+            platform = try SimulatedPlatform.load(from: directory)
+        } else {
+            platform = try SimulatedPlatform.generate()
+            try platform.write(to: directory)
+            logger.notice("created a simulated SGX platform", metadata: ["directory": "\(directory.path)"])
+        }
+        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        let enclave = try SimulatedEnclave.measuring(executable: executable, signer: platform.defaultSigner)
+        logger.warning(
+            """
+            SIMULATION MODE: no enclave protects this Coordinator. Quotes come from the simulated platform in \
+            \(directory.path) and the sealing key is a plain file in the seal directory. Never use this in production.
+            """,
+            metadata: [
+                "uniqueID": "\(Self.hex(enclave.uniqueID))", "signerID": "\(Self.hex(enclave.signerID))",
+            ])
+        return EnclaveEnvironment(
+            verifier: platform.verifier, collateral: StaticCollateralProvider(platform.collateral),
+            sealer: try SimulationSealer(directory: configuration.sealDirectory),
+            quoteIssuer: SimulatedQuoteIssuer(platform: platform, enclave: enclave))
+    }
+
+    static func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+}
+
+extension GRPCNIOTransportCore.SocketAddress {
+    static func ipv4OrIPv6(_ address: ListenAddress) -> Self {
+        address.host.contains(":")
+            ? .ipv6(host: address.host, port: address.port) : .ipv4(host: address.host, port: address.port)
+    }
+}
+
+/// The gRPC server as a lifecycle service: stops accepting on graceful shutdown and lets
+/// running activations finish.
+struct GRPCService<Transport: ServerTransport>: Service {
+    let server: GRPCServer<Transport>
+    let transport: HTTP2ServerTransport.Posix
+    let address: ListenAddress
+    let logger: Logger
+
+    func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await withThrowingDiscardingTaskGroup { group in
+                group.addTask { try await server.serve() }
+                if (try? await transport.listeningAddress) != nil {
+                    logger.notice("mesh API listening", metadata: ["address": "\(address)"])
+                }
+            }
+        } onGracefulShutdown: {
+            server.beginGracefulShutdown()
+        }
+    }
+}
+
+/// Publishes the Coordinator's state code as a gauge.
+struct StateGauge: Service {
+    let coordinator: Coordinator
+
+    func run() async throws {
+        let gauge = Gauge(label: "coordinator_state")
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            gauge.record(await coordinator.state.rawValue)
+            try? await Task.sleep(for: .seconds(1))
+        }
+    }
+}

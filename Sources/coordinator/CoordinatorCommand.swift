@@ -1,0 +1,115 @@
+import ArgumentParser
+import CoordinatorCore
+import CoordinatorServer
+import Foundation
+import Logging
+import Metrics
+import Prometheus
+
+/// `coordinator`: runs the MarbleRun-compatible Coordinator. Every flag falls back to
+/// MarbleRun's environment name, then to MarbleRun's default.
+@main
+struct CoordinatorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "coordinator",
+        abstract: "Run the Coordinator: the attesting CA and secret store of a confidential app.",
+        discussion: """
+            Each flag can also be set with the environment variable in brackets (MarbleRun's names); \
+            a flag wins over the environment.
+
+            Simulation mode (--simulation DIR) runs without SGX: a simulated platform in DIR (created \
+            if absent) issues and verifies quotes, and the sealing key is a plain file in the seal \
+            directory. It is for development and tests only.
+
+            Example:
+              coordinator --simulation sim --seal-dir data --client-addr localhost:4433
+            """)
+
+    @Option(help: "Client REST API address (EDG_COORDINATOR_CLIENT_ADDR).")
+    var clientAddr: String?
+    @Option(help: "Marble mesh gRPC address (EDG_COORDINATOR_MESH_ADDR).")
+    var meshAddr: String?
+    @Option(help: "Directory of the sealed state (EDG_COORDINATOR_SEAL_DIR).")
+    var sealDir: String?
+    @Option(help: "Prometheus /metrics address; off if unset (EDG_COORDINATOR_PROMETHEUS_ADDR).")
+    var prometheusAddr: String?
+    @Option(help: "Manifest file set at start when none is set (EDG_STARTUP_MANIFEST).")
+    var startupManifest: String?
+    @Option(help: "Comma-separated DNS names or IPs of the root certificate (EDG_COORDINATOR_DNS_NAMES).")
+    var dnsNames: String?
+    @Option(help: "Simulated SGX platform directory, created if absent (EDG_COORDINATOR_SIMULATION).")
+    var simulation: String?
+    @Option(help: "Curve of the CA keys: P-256 or P-384 (EDG_COORDINATOR_CURVE).")
+    var curve: String?
+    @Flag(help: "Refuse manifests with unknown fields instead of warning.")
+    var strictManifest = false
+    @Option(help: "Log level: trace, debug, info, notice, warning, error (EDG_LOG_LEVEL).")
+    var logLevel: String?
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        func setting(_ flag: String?, _ name: String) -> String? {
+            flag ?? environment[name].flatMap { $0.isEmpty ? nil : $0 }
+        }
+        let level = setting(logLevel, "EDG_LOG_LEVEL") ?? "info"
+        guard let logLevel = Logger.Level(rawValue: level) else {
+            throw ValidationError("unknown log level \"\(level)\"")
+        }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = logLevel
+            return handler
+        }
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+
+        var configuration = ServerConfiguration()
+        do {
+            if let text = setting(clientAddr, "EDG_COORDINATOR_CLIENT_ADDR") {
+                configuration.clientAddress = try ListenAddress(parsing: text)
+            }
+            if let text = setting(meshAddr, "EDG_COORDINATOR_MESH_ADDR") {
+                configuration.meshAddress = try ListenAddress(parsing: text)
+            }
+            if let text = setting(prometheusAddr, "EDG_COORDINATOR_PROMETHEUS_ADDR") {
+                configuration.prometheusAddress = try ListenAddress(parsing: text)
+            }
+        } catch {
+            throw ValidationError(error.message)
+        }
+        if let path = setting(sealDir, "EDG_COORDINATOR_SEAL_DIR") {
+            configuration.sealDirectory = URL(fileURLWithPath: path)
+        }
+        configuration.startupManifest = setting(startupManifest, "EDG_STARTUP_MANIFEST").map(URL.init(fileURLWithPath:))
+        configuration.simulationDirectory = setting(simulation, "EDG_COORDINATOR_SIMULATION").map(
+            URL.init(fileURLWithPath:))
+        if let names = setting(dnsNames, "EDG_COORDINATOR_DNS_NAMES") {
+            configuration.dnsNames = names.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.isEmpty }
+        }
+        if let text = setting(curve, "EDG_COORDINATOR_CURVE") {
+            guard let value = CACurve(rawValue: text.uppercased()) else {
+                throw ValidationError("unknown curve \"\(text)\": use P-256 or P-384")
+            }
+            configuration.curve = value
+        }
+        configuration.strictManifest = strictManifest
+
+        let logger = Logger(label: "coordinator")
+        do {
+            try await CoordinatorServer(configuration: configuration, logger: logger).run(metrics: registry)
+        } catch {
+            logger.critical("the Coordinator cannot run", metadata: ["reason": "\(Self.describe(error))"])
+            throw ExitCode.failure
+        }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        switch error {
+        case let error as CoordinatorError: return error.message
+        case let error as ServerConfigurationError: return error.message
+        case let error as CustomStringConvertible: return error.description
+        default: return "\(error)"
+        }
+    }
+}

@@ -136,7 +136,8 @@ let package = Package(
         .target(
             name: "ManifestTesting",
             dependencies: [
-                "Manifest",
+                "Manifest", "Attestation",
+                .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -176,6 +177,16 @@ let package = Package(
                 "CoordinatorCore", "Manifest", "Attestation", "ManifestTesting", "Store",
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]
+        ),
+        .testTarget(
+            name: "CoordinatorServerTests",
+            dependencies: [
+                "ManifestTesting", "MeshAPI", "Attestation", "Manifest", "coordinator",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
             ]
         ),

@@ -3,51 +3,21 @@ import CoordinatorCore
 import Crypto
 import Foundation
 import Manifest
+import ManifestTesting
 import Store
 import SwiftASN1
 import Testing
 import X509
 
-/// A marble as the premain is: a TLS key and self-signed certificate, a CSR, and a quote
-/// from the simulated platform binding that certificate.
-struct TestMarble {
-    let key = P256.Signing.PrivateKey()
-    let certificate: [UInt8]
-    let csr: [UInt8]
-
-    init() throws {
-        let name = try DistinguishedName { CommonName("marble") }
-        let certificate = try Certificate(
-            version: .v3, serialNumber: .init(), publicKey: .init(key.publicKey),
-            notValidBefore: Date().addingTimeInterval(-60),
-            notValidAfter: Date().addingTimeInterval(3600), issuer: name, subject: name,
-            signatureAlgorithm: .ecdsaWithSHA256,
-            extensions: Certificate.Extensions {}, issuerPrivateKey: .init(key))
-        var serializer = DER.Serializer()
-        try serializer.serialize(certificate)
-        self.certificate = serializer.serializedBytes
-        let csr = try CertificateSigningRequest(
-            version: .v1, subject: name, privateKey: .init(key),
-            attributes: try CertificateSigningRequest.Attributes([
-                .init(
-                    ExtensionRequest(
-                        extensions: Certificate.Extensions { SubjectAlternativeNames([.dnsName("localhost")]) }))
-            ]),
-            signatureAlgorithm: .ecdsaWithSHA256)
-        var csrSerializer = DER.Serializer()
-        try csrSerializer.serialize(csr)
-        self.csr = csrSerializer.serializedBytes
-    }
-
+extension TestMarble {
     func request(
         _ platform: SimulatedPlatform, enclave: SimulatedEnclave, type: String, uuid: UUID = UUID(),
         boundTo other: [UInt8]? = nil
     )
         throws -> ActivationRequest
     {
-        let reportData = Array(SHA256.hash(data: other ?? certificate))
-        return ActivationRequest(
-            quote: try platform.quote(reportData: reportData, enclave: enclave), csr: csr, marbleType: type,
+        ActivationRequest(
+            quote: try quote(platform, enclave: enclave, boundTo: other), csr: csr, marbleType: type,
             uuid: uuid.uuidString)
     }
 }
@@ -58,31 +28,7 @@ struct CoordinatorFixture {
     let enclave: SimulatedEnclave
 
     static func manifest(signerID: [UInt8], maxActivations: Int = 2, debug: Bool = false) -> [UInt8] {
-        let signer = signerID.map { String(format: "%02x", $0) }.joined()
-        return Array(
-            """
-            {
-              "Packages": {"backend": {"SignerID": "\(signer)", "ProductID": 1, "SecurityVersion": 2, "Debug": \(debug)}},
-              "Marbles": {
-                "backend": {
-                  "Package": "backend", "MaxActivations": \(maxActivations),
-                  "Parameters": {
-                    "Files": {"/etc/cert.pem": "{{ pem .Secrets.sharedCert.Cert }}", "/etc/root.pem": "{{ pem .MarbleRun.RootCA.Cert }}"},
-                    "Env": {"SHARED_KEY": "{{ hex .Secrets.sharedKey }}", "OWN_KEY": "{{ hex .Secrets.ownKey }}", "GREETING": "hi"},
-                    "Argv": ["backend", "--serve"]
-                  },
-                  "TLS": ["web"]
-                }
-              },
-              "Secrets": {
-                "sharedKey": {"Type": "symmetric-key", "Size": 256, "Shared": true},
-                "ownKey": {"Type": "symmetric-key", "Size": 128},
-                "sharedCert": {"Type": "cert-ecdsa", "Size": 256, "Shared": true, "Cert": {"Subject": {"CommonName": "shared"}, "DNSNames": ["shared.example"]}},
-                "userKey": {"Type": "plain", "UserDefined": true}
-              },
-              "TLS": {"web": {"Outgoing": [{"Addr": "db", "Port": "5432"}], "Incoming": [{"Port": "8443"}]}}
-            }
-            """.utf8)
+        ActivationManifest.bytes(signerID: signerID, maxActivations: maxActivations, debug: debug)
     }
 
     static func make(configuration: SimulatedPlatform.Configuration = .init(), maxActivations: Int = 2) async throws

@@ -1,0 +1,34 @@
+import Foundation
+
+/// A manifest for activation tests: one package signed by `signerID` (ProductID 1, SVN 2), a
+/// `backend` marble with files, env and argv from templates, shared and per-marble secrets,
+/// a user-defined secret and a TLS tag.
+public enum ActivationManifest {
+    public static func bytes(signerID: [UInt8], maxActivations: Int = 2, debug: Bool = false) -> [UInt8] {
+        let signer = signerID.map { String(format: "%02x", $0) }.joined()
+        return Array(
+            """
+            {
+              "Packages": {"backend": {"SignerID": "\(signer)", "ProductID": 1, "SecurityVersion": 2, "Debug": \(debug)}},
+              "Marbles": {
+                "backend": {
+                  "Package": "backend", "MaxActivations": \(maxActivations),
+                  "Parameters": {
+                    "Files": {"/etc/cert.pem": "{{ pem .Secrets.sharedCert.Cert }}", "/etc/root.pem": "{{ pem .MarbleRun.RootCA.Cert }}"},
+                    "Env": {"SHARED_KEY": "{{ hex .Secrets.sharedKey }}", "OWN_KEY": "{{ hex .Secrets.ownKey }}", "GREETING": "hi"},
+                    "Argv": ["backend", "--serve"]
+                  },
+                  "TLS": ["web"]
+                }
+              },
+              "Secrets": {
+                "sharedKey": {"Type": "symmetric-key", "Size": 256, "Shared": true},
+                "ownKey": {"Type": "symmetric-key", "Size": 128},
+                "sharedCert": {"Type": "cert-ecdsa", "Size": 256, "Shared": true, "Cert": {"Subject": {"CommonName": "shared"}, "DNSNames": ["shared.example"]}},
+                "userKey": {"Type": "plain", "UserDefined": true}
+              },
+              "TLS": {"web": {"Outgoing": [{"Addr": "db", "Port": "5432"}], "Incoming": [{"Port": "8443"}]}}
+            }
+            """.utf8)
+    }
+}

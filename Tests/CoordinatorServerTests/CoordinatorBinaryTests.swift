@@ -1,0 +1,216 @@
+import Attestation
+import Crypto
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Manifest
+import ManifestTesting
+import MeshAPI
+import SwiftASN1
+import Testing
+import X509
+
+/// The real `coordinator` binary on loopback, driven by curl, openssl and a gRPC client.
+@Suite(.serialized)
+struct CoordinatorBinaryTests {
+    static let predefinedChain = "MARBLE_PREDEFINED_MARBLE_CERTIFICATE_CHAIN"
+
+    /// Activates over mutual TLS, trusting only the Coordinator root for the server side.
+    static func activate(
+        _ coordinator: CoordinatorProcess, root: [UInt8], marble: TestMarble, quote: [UInt8], type: String,
+        uuid: UUID = UUID()
+    ) async throws -> Rpc_ActivationResp {
+        let transport = try HTTP2ClientTransport.Posix(
+            target: .ipv4(address: "127.0.0.1", port: coordinator.meshPort),
+            transportSecurity: .mTLS(
+                certificateChain: [.bytes(marble.certificate, format: .der)],
+                privateKey: .bytes(Array(marble.key.derRepresentation), format: .der)
+            ) { config in
+                config.trustRoots = .certificates([.bytes(root, format: .der)])
+            })
+        var request = Rpc_ActivationReq()
+        request.quote = Data(quote)
+        request.csr = Data(marble.csr)
+        request.marbleType = type
+        request.uuid = uuid.uuidString
+        return try await withGRPCClient(transport: transport) { client in
+            try await Rpc_Marble.Client(wrapping: client).activate(request)
+        }
+    }
+
+    static func expectRefusal(_ code: RPCError.Code, _ body: () async throws -> Rpc_ActivationResp) async {
+        do {
+            _ = try await body()
+            Issue.record("the activation was accepted; expected \(code)")
+        } catch let error as RPCError {
+            #expect(error.code == code, "\(error)")
+            #expect(!error.message.isEmpty)
+        } catch {
+            Issue.record("unexpected error \(error)")
+        }
+    }
+
+    static func pemBlocks(_ text: String) throws -> [[UInt8]] {
+        try text.components(separatedBy: "-----END CERTIFICATE-----").filter { $0.contains("BEGIN") }.map {
+            var serializer = DER.Serializer()
+            try serializer.serialize(try Certificate(pemEncoded: $0 + "-----END CERTIFICATE-----"))
+            return serializer.serializedBytes
+        }
+    }
+
+    static func write(_ text: String, _ name: String, in directory: URL) throws -> String {
+        let url = directory.appendingPathComponent(name)
+        try Data(text.utf8).write(to: url)
+        return url.path
+    }
+
+    static func pem(_ der: [UInt8]) throws -> String {
+        try Certificate(derEncoded: der).serializeAsPEM().pemString + "\n"
+    }
+
+    @Test func setsAManifestAndActivatesAMarbleWhoseChainOpenSSLVerifies() async throws {
+        let coordinator = try CoordinatorProcess()
+        try await coordinator.start(extraArguments: ["--dns-names", "localhost,127.0.0.1"])
+
+        // The quote binds the root and the nonce and verifies against the simulated platform
+        // with the identity `marblerun package-info` gives for the binary.
+        let nonce: [UInt8] = [0xFB, 0xFF, 0x01, 0x02, 0x03]
+        let quoteAnswer = try coordinator.request("GET", "/api/v2/quote?nonce=-_8BAgM=")
+        #expect(quoteAnswer.status == 200 && quoteAnswer.json["status"] as? String == "success")
+        let data = try #require(quoteAnswer.json["data"] as? [String: Any])
+        let chain = try Self.pemBlocks(try #require(data["cert"] as? String))
+        try #require(chain.count == 2)
+        let (intermediate, root) = (chain[0], chain[1])
+        let quoteText = try #require(data["quote"] as? String)
+        let quote = try #require(Data(base64Encoded: quoteText))
+        let platform = try SimulatedPlatform.load(from: coordinator.simulationDirectory)
+        let verified = try platform.verifier.verify(
+            try Quote(parsing: Array(quote)), collateral: platform.collateral, at: Date())
+        #expect(Array(verified.reportData.prefix(32)) == Array(SHA256.hash(data: root + nonce)))
+        #expect(verified.uniqueID == (try SimulatedEnclave.uniqueID(of: CoordinatorProcess.binary)))
+        #expect(verified.signerID == platform.defaultSigner.signerID)
+
+        let rootFile = try Self.write(try Self.pem(root), "root.pem", in: coordinator.directory)
+        let intermediateFile = try Self.write(try Self.pem(intermediate), "intermediate.pem", in: coordinator.directory)
+        let marble = try TestMarble()
+        let enclave = SimulatedEnclave(
+            uniqueID: [UInt8](repeating: 0x42, count: 32), signerID: platform.defaultSigner.signerID, productID: 1,
+            securityVersion: 2)
+
+        // Before a manifest: refused with FAILED_PRECONDITION.
+        await Self.expectRefusal(.failedPrecondition) {
+            try await Self.activate(
+                coordinator, root: root, marble: marble, quote: try marble.quote(platform, enclave: enclave),
+                type: "backend")
+        }
+
+        // curl trusts only the root it was given: the client API presents that root.
+        let manifest = ActivationManifest.bytes(signerID: enclave.signerID, maxActivations: 1)
+        let body = "{\"manifest\":\"\(Data(manifest).base64EncodedString())\"}"
+        let set = try coordinator.request("POST", "/api/v2/manifest", body: body, cacert: rootFile)
+        #expect(set.status == 200, "\(set.json)")
+        let status = try coordinator.request("GET", "/api/v2/status", cacert: rootFile)
+        #expect((status.json["data"] as? [String: Any])?["code"] as? Int == 3)
+        let again = try coordinator.request("POST", "/api/v2/manifest", body: body, cacert: rootFile)
+        #expect(again.status == 409 && again.json["status"] as? String == "fail")
+
+        // The marble is activated; openssl verifies its certificate up to the root.
+        let response = try await Self.activate(
+            coordinator, root: root, marble: marble, quote: try marble.quote(platform, enclave: enclave),
+            type: "backend")
+        #expect(response.parameters.argv == ["backend", "--serve"])
+        #expect(response.parameters.env["GREETING"] == Data("hi".utf8))
+        let marbleChain = String(decoding: try #require(response.parameters.env[Self.predefinedChain]), as: UTF8.self)
+        let leafFile = try Self.write(
+            try Self.pem(try #require(try Self.pemBlocks(marbleChain).first)), "marble.pem", in: coordinator.directory)
+        let openssl = try ProcessRunner.run(
+            URL(fileURLWithPath: "/usr/bin/openssl"),
+            ["verify", "-CAfile", rootFile, "-untrusted", intermediateFile, leafFile])
+        #expect(openssl.status == 0, "\(openssl.stdout) \(openssl.stderr)")
+        #expect(openssl.stdout.contains("OK"))
+
+        // Refusals over the wire, each with its gRPC status.
+        await Self.expectRefusal(.notFound) {
+            try await Self.activate(
+                coordinator, root: root, marble: marble, quote: try marble.quote(platform, enclave: enclave),
+                type: "frontend")
+        }
+        let thief = try TestMarble()
+        await Self.expectRefusal(.permissionDenied) {
+            try await Self.activate(
+                coordinator, root: root, marble: thief,
+                quote: try marble.quote(platform, enclave: enclave), type: "backend")
+        }
+        var oldVersion = enclave
+        oldVersion.securityVersion = 1
+        await Self.expectRefusal(.permissionDenied) {
+            try await Self.activate(
+                coordinator, root: root, marble: marble, quote: try marble.quote(platform, enclave: oldVersion),
+                type: "backend")
+        }
+        await Self.expectRefusal(.resourceExhausted) {
+            try await Self.activate(
+                coordinator, root: root, marble: marble, quote: try marble.quote(platform, enclave: enclave),
+                type: "backend")
+        }
+
+        let metrics = try coordinator.curl(["http://127.0.0.1:\(coordinator.metricsPort)/metrics"]).stdout
+        #expect(metrics.contains("coordinator_activations_success_total{marble_type=\"backend\"} 1"))
+        #expect(metrics.contains("coordinator_activations_total{marble_type=\"backend\"} 5"))
+        #expect(metrics.contains("coordinator_http_request_duration_seconds"))
+
+        // A graceful stop and a restart keep the root and the manifest.
+        let fingerprint =
+            (try coordinator.request("GET", "/api/v2/manifest").json["data"] as? [String: Any])?[
+                "manifestFingerprint"] as? String
+        #expect(fingerprint == ManifestDocument.fingerprint(of: manifest))
+        #expect(await coordinator.stop() == 0)
+        #expect(coordinator.log().contains("SIMULATION MODE"))
+        try await coordinator.start()
+        let restarted = try coordinator.request("GET", "/api/v2/quote", cacert: rootFile)
+        let restartedChain = try Self.pemBlocks(
+            try #require((restarted.json["data"] as? [String: Any])?["cert"] as? String))
+        #expect(restartedChain.last == root)
+        let manifestAfter = try coordinator.request("GET", "/api/v2/manifest", cacert: rootFile)
+        #expect((manifestAfter.json["data"] as? [String: Any])?["manifestFingerprint"] as? String == fingerprint)
+        await Self.expectRefusal(.resourceExhausted) {
+            try await Self.activate(
+                coordinator, root: root, marble: marble, quote: try marble.quote(platform, enclave: enclave),
+                type: "backend")
+        }
+        #expect(await coordinator.stop() == 0)
+    }
+
+    @Test func badRESTInputGetsAJSendFailAndChangesNothing() async throws {
+        let coordinator = try CoordinatorProcess()
+        try await coordinator.start()
+        let huge = coordinator.directory.appendingPathComponent("huge.json")
+        try Data(count: 100 << 20).write(to: huge)
+        let cases: [(method: String, path: String, body: String?, file: String?, status: Int)] = [
+            ("POST", "/api/v2/manifest", "{not json", nil, 400),
+            ("POST", "/api/v2/manifest", "{\"manifest\": \"%%%\"}", nil, 400),
+            ("POST", "/api/v2/manifest", "{\"manifest\": 5}", nil, 400),
+            ("POST", "/api/v2/manifest", "{\"manifest\": \"e30=\", \"Extra\": 1}", nil, 400),
+            ("POST", "/api/v2/manifest", "[]", nil, 400),
+            ("POST", "/api/v2/manifest", "", nil, 400),
+            ("POST", "/api/v2/manifest", "{\"manifest\": \"e30=\"}", nil, 400),
+            ("POST", "/manifest", "{\"Packages\": 1}", nil, 400),
+            ("POST", "/api/v2/manifest", nil, huge.path, 413),
+            ("DELETE", "/api/v2/status", nil, nil, 405),
+            ("PUT", "/api/v2/manifest", "{}", nil, 405),
+            ("GET", "/api/v2/quote?nonce=***", nil, nil, 400),
+            ("GET", "/api/v2/nothing", nil, nil, 404),
+        ]
+        for item in cases {
+            let answer = try coordinator.request(item.method, item.path, body: item.body, bodyFile: item.file)
+            #expect(answer.status == item.status, "\(item.method) \(item.path): \(answer.json)")
+            #expect(answer.json["status"] as? String == "fail", "\(item.method) \(item.path)")
+            #expect(!((answer.json["message"] as? String) ?? "").isEmpty)
+        }
+        let status = try coordinator.request("GET", "/api/v2/status")
+        #expect((status.json["data"] as? [String: Any])?["code"] as? Int == 2)
+        let v1 = try coordinator.request("GET", "/status")
+        #expect((v1.json["data"] as? [String: Any])?["StatusCode"] as? Int == 2)
+        #expect(await coordinator.stop() == 0)
+    }
+}

@@ -1,0 +1,104 @@
+import Foundation
+import ManifestTesting
+
+/// The real `coordinator` binary on loopback, with its own simulation and seal directories.
+final class CoordinatorProcess: @unchecked Sendable {
+    static let binary: URL = {
+        let products = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        let candidate = products.appendingPathComponent("coordinator")
+        if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+        return TestData.packageRoot.appendingPathComponent(".build/debug/coordinator")
+    }()
+
+    let directory: URL
+    let clientPort = Int.random(in: 20_000..<40_000)
+    let meshPort = Int.random(in: 40_000..<50_000)
+    let metricsPort = Int.random(in: 50_000..<60_000)
+    private var process: Process?
+    private var exit: Task<Int32, Never>?
+
+    var simulationDirectory: URL { directory.appendingPathComponent("simulation") }
+    var sealDirectory: URL { directory.appendingPathComponent("seal") }
+    var logFile: URL { directory.appendingPathComponent("coordinator.log") }
+    var clientURL: String { "https://localhost:\(clientPort)" }
+
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("coordinator-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    /// Starts the binary and waits, with a deadline, until the client API answers.
+    func start(extraArguments: [String] = []) async throws {
+        let process = Process()
+        process.executableURL = Self.binary
+        process.arguments =
+            [
+                "--simulation", simulationDirectory.path, "--seal-dir", sealDirectory.path,
+                "--client-addr", "127.0.0.1:\(clientPort)", "--mesh-addr", "127.0.0.1:\(meshPort)",
+                "--prometheus-addr", "127.0.0.1:\(metricsPort)",
+            ] + extraArguments
+        if !FileManager.default.fileExists(atPath: logFile.path) {
+            try Data().write(to: logFile)
+        }
+        let logHandle = try FileHandle(forWritingTo: logFile)
+        try logHandle.seekToEnd()
+        process.standardOutput = logHandle
+        process.standardError = logHandle
+        let exited = AsyncStream<Int32>.makeStream()
+        process.terminationHandler = { exited.continuation.yield($0.terminationStatus) }
+        try process.run()
+        self.process = process
+        exit = Task { await exited.stream.first { _ in true } ?? -1 }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            if !process.isRunning { break }
+            if let status = try? curl(["-k", "\(clientURL)/api/v2/status"]), status.status == 0 { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw TestFailure("the coordinator did not start: \(log())")
+    }
+
+    /// SIGTERM, then the exit status once the process has shut down.
+    func stop() async -> Int32 {
+        guard let process, let exit else { return -1 }
+        process.terminate()
+        let status = await exit.value
+        self.process = nil
+        return status
+    }
+
+    func log() -> String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
+
+    /// Runs curl (a client we did not write) and returns its result.
+    func curl(_ arguments: [String]) throws -> ProcessRunner.Result {
+        try ProcessRunner.run(URL(fileURLWithPath: "/usr/bin/curl"), ["-s", "--max-time", "30"] + arguments)
+    }
+
+    /// A JSend answer: HTTP status and the decoded envelope.
+    func request(_ method: String, _ path: String, body: String? = nil, bodyFile: String? = nil, cacert: String? = nil)
+        throws -> (status: Int, json: [String: Any])
+    {
+        var arguments = ["-X", method, "-w", "\n%{http_code}"]
+        arguments += cacert.map { ["--cacert", $0] } ?? ["-k"]
+        if let body { arguments += ["--data-binary", body] }
+        if let bodyFile { arguments += ["--data-binary", "@\(bodyFile)"] }
+        let result = try curl(arguments + [clientURL + path])
+        guard result.status == 0 else { throw TestFailure("curl failed (\(result.status)): \(result.stderr)") }
+        let output = result.stdout
+        guard let split = output.lastIndex(of: "\n"), let status = Int(output[output.index(after: split)...]) else {
+            throw TestFailure("unexpected curl output: \(output.prefix(200))")
+        }
+        let json = try JSONSerialization.jsonObject(with: Data(output[..<split].utf8)) as? [String: Any] ?? [:]
+        return (status, json)
+    }
+
+    deinit {
+        process?.terminate()
+        try? FileManager.default.removeItem(at: directory)
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

@@ -10,6 +10,20 @@ public enum TestData {
         return packageRoot.deletingLastPathComponent().appendingPathComponent("shared/testdata")
     }()
 
+    /// The Python of the test virtualenv (dcap-qvl, grpcio) that `scripts/test` creates;
+    /// `DCAP_QVL_PYTHON` overrides it.
+    public static var python: URL {
+        if let path = ProcessInfo.processInfo.environment["DCAP_QVL_PYTHON"], !path.isEmpty {
+            return URL(fileURLWithPath: path)
+        }
+        return packageRoot.appendingPathComponent(".venv/bin/python")
+    }
+
+    /// MarbleRun's own activation proto, kept beside the test data.
+    public static var marblerunProto: URL {
+        directory.deletingLastPathComponent().appendingPathComponent("reference/marblerun-coordinator.proto")
+    }
+
     /// The root of this package, found from this source file's location.
     public static let packageRoot: URL = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent()  // ManifestTesting

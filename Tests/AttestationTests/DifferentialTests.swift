@@ -24,12 +24,7 @@ import Testing
         var error: String?
     }
 
-    static var python: URL {
-        if let path = ProcessInfo.processInfo.environment["DCAP_QVL_PYTHON"], !path.isEmpty {
-            return URL(fileURLWithPath: path)
-        }
-        return TestData.packageRoot.appendingPathComponent(".venv/bin/python")
-    }
+    static var python: URL { TestData.python }
 
     @Test func agreesWithDCAPQVLOnRealAndSimulatedQuotes() throws {
         try #require(

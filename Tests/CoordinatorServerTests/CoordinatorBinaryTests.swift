@@ -181,6 +181,66 @@ struct CoordinatorBinaryTests {
         #expect(await coordinator.stop() == 0)
     }
 
+    /// MarbleRun's wire format: a Python grpcio client generated from MarbleRun's own proto.
+    @Test func aPythonGRPCClientFromMarbleRunsProtoIsActivated() async throws {
+        try #require(
+            FileManager.default.isExecutableFile(atPath: TestData.python.path),
+            "no Python with grpcio at \(TestData.python.path): run ./scripts/test, which creates it")
+        let coordinator = try CoordinatorProcess()
+        let platform = try SimulatedPlatform.generate()
+        try platform.write(to: coordinator.simulationDirectory)
+        let enclave = SimulatedEnclave(
+            uniqueID: [UInt8](repeating: 0x42, count: 32), signerID: platform.defaultSigner.signerID, productID: 1,
+            securityVersion: 2)
+        let manifestFile = coordinator.directory.appendingPathComponent("manifest.json")
+        try Data(ActivationManifest.bytes(signerID: enclave.signerID)).write(to: manifestFile)
+        // MarbleRun's environment names configure the binary as its flags do.
+        try await coordinator.start(environment: ["EDG_STARTUP_MANIFEST": manifestFile.path])
+        let status = try coordinator.request("GET", "/api/v2/status")
+        #expect((status.json["data"] as? [String: Any])?["code"] as? Int == 3)
+
+        let chainText = try #require(
+            (try coordinator.request("GET", "/api/v2/quote").json["data"] as? [String: Any])?["cert"] as? String)
+        let root = try #require(try Self.pemBlocks(chainText).last)
+        let marble = try TestMarble()
+        let directory = coordinator.directory
+        let files = (
+            root: try Self.write(try Self.pem(root), "root.pem", in: directory),
+            cert: try Self.write(try Self.pem(marble.certificate), "marble.pem", in: directory),
+            key: try Self.write(marble.key.pemRepresentation, "marble.key", in: directory),
+            csr: directory.appendingPathComponent("marble.csr").path
+        )
+        try Data(marble.csr).write(to: URL(fileURLWithPath: files.csr))
+        func activate(quote: [UInt8], uuid: UUID = UUID()) throws -> (status: Int32, json: [String: Any]) {
+            let quoteFile = directory.appendingPathComponent("quote-\(UUID().uuidString)")
+            try Data(quote).write(to: quoteFile)
+            let result = try ProcessRunner.run(
+                TestData.python,
+                [
+                    TestData.packageRoot.appendingPathComponent("Tests/Support/marble_activate.py").path,
+                    TestData.marblerunProto.path, "127.0.0.1:\(coordinator.meshPort)", files.root, files.cert,
+                    files.key, quoteFile.path, files.csr, "backend", uuid.uuidString,
+                ])
+            let json = try? JSONSerialization.jsonObject(with: result.stdoutData) as? [String: Any]
+            return (result.status, json ?? ["stderr": result.stderr])
+        }
+
+        let uuid = UUID()
+        let accepted = try activate(quote: try marble.quote(platform, enclave: enclave), uuid: uuid)
+        #expect(accepted.status == 0, "\(accepted.json)")
+        #expect(accepted.json["argv"] as? [String] == ["backend", "--serve"])
+        let env = try #require(accepted.json["env"] as? [String: String])
+        let chain = String(decoding: try #require(Data(base64Encoded: env[Self.predefinedChain] ?? "")), as: UTF8.self)
+        let leaf = try Certificate(derEncoded: try #require(try Self.pemBlocks(chain).first))
+        // MarbleRun's certificate names the marble by its UUID.
+        #expect(leaf.subject.description.contains(uuid.uuidString.lowercased()), "\(leaf.subject)")
+
+        let replayed = try activate(quote: try marble.quote(platform, enclave: enclave, boundTo: root))
+        #expect(replayed.status == 2)
+        #expect(replayed.json["code"] as? String == "PERMISSION_DENIED", "\(replayed.json)")
+        #expect(await coordinator.stop() == 0)
+    }
+
     @Test func badRESTInputGetsAJSendFailAndChangesNothing() async throws {
         let coordinator = try CoordinatorProcess()
         try await coordinator.start()

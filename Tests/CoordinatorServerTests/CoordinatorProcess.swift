@@ -28,8 +28,9 @@ final class CoordinatorProcess: @unchecked Sendable {
     }
 
     /// Starts the binary and waits, with a deadline, until the client API answers.
-    func start(extraArguments: [String] = []) async throws {
+    func start(extraArguments: [String] = [], environment: [String: String] = [:]) async throws {
         let process = Process()
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.executableURL = Self.binary
         process.arguments =
             [

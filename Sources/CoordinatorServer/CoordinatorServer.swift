@@ -7,6 +7,7 @@ import GRPCNIOTransportHTTP2
 import Hummingbird
 import HummingbirdTLS
 import Logging
+import Manifest
 import Metrics
 import NIOSSL
 import Prometheus
@@ -91,7 +92,7 @@ public struct CoordinatorServer: Sendable {
         var transportConfig = HTTP2ServerTransport.Posix.Config.defaults
         transportConfig.rpc.maxRequestPayloadSize = configuration.maximumActivationRequestSize
         let transport = HTTP2ServerTransport.Posix(
-            address: .ipv4OrIPv6(configuration.meshAddress),
+            address: try .listening(on: configuration.meshAddress),
             transportSecurity: .mTLS(
                 certificateChain: [.bytes(rootDER, format: .der)], privateKey: .bytes(keyDER, format: .der)
             ) { config in
@@ -191,9 +192,14 @@ public struct CoordinatorServer: Sendable {
 }
 
 extension GRPCNIOTransportCore.SocketAddress {
-    static func ipv4OrIPv6(_ address: ListenAddress) -> Self {
-        address.host.contains(":")
-            ? .ipv6(host: address.host, port: address.port) : .ipv4(host: address.host, port: address.port)
+    /// gRPC binds IP addresses only: `localhost` means the IPv4 loopback; other names are refused.
+    static func listening(on address: ListenAddress) throws(ServerConfigurationError) -> Self {
+        let host = address.host == "localhost" ? "127.0.0.1" : address.host
+        guard let bytes = IPAddress.parse(host) else {
+            throw ServerConfigurationError(
+                "the mesh address \(address) must name an IP address (or localhost), not a host name")
+        }
+        return bytes.count == 4 ? .ipv4(host: host, port: address.port) : .ipv6(host: host, port: address.port)
     }
 }
 

@@ -183,7 +183,7 @@ let package = Package(
         .testTarget(
             name: "CoordinatorServerTests",
             dependencies: [
-                "ManifestTesting", "MeshAPI", "Attestation", "Manifest", "coordinator",
+                "ManifestTesting", "MeshAPI", "Attestation", "Manifest", "Store", "coordinator",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "X509", package: "swift-certificates"),

@@ -6,6 +6,7 @@ import GRPCNIOTransportHTTP2
 import Manifest
 import ManifestTesting
 import MeshAPI
+import Store
 import SwiftASN1
 import Testing
 import X509
@@ -238,6 +239,46 @@ struct CoordinatorBinaryTests {
         let replayed = try activate(quote: try marble.quote(platform, enclave: enclave, boundTo: root))
         #expect(replayed.status == 2)
         #expect(replayed.json["code"] as? String == "PERMISSION_DENIED", "\(replayed.json)")
+        #expect(await coordinator.stop() == 0)
+    }
+
+    @Test func aFlippedByteInTheSealedStateStopsStartUpAndReplacesNothing() async throws {
+        let coordinator = try CoordinatorProcess()
+        let manifestFile = coordinator.directory.appendingPathComponent("manifest.json")
+        try Data(ActivationManifest.bytes(signerID: [UInt8](repeating: 7, count: 32))).write(to: manifestFile)
+        try await coordinator.start(extraArguments: ["--startup-manifest", manifestFile.path])
+        let root = (try coordinator.request("GET", "/api/v2/quote").json["data"] as? [String: Any])?["cert"] as? String
+        #expect(await coordinator.stop() == 0)
+
+        let store = try await SQLiteStore.open(
+            path: coordinator.sealDirectory.appendingPathComponent("coordinator.sqlite").path)
+        var largest: (key: String, value: StoredValue)?
+        for key in try await store.keys(withPrefix: "k/") {
+            let value = try #require(try await store.read(key))
+            if value.bytes.count > largest?.value.bytes.count ?? 0 { largest = (key, value) }
+        }
+        let record = try #require(largest)
+        var flipped = record.value.bytes
+        flipped[flipped.count / 3] ^= 0x20
+        try await store.commit([StoreWrite(key: record.key, value: flipped, expectedVersion: record.value.version)])
+        await store.close()
+
+        await #expect(throws: TestFailure.self) { try await coordinator.start() }
+        #expect(await coordinator.exitStatus() == 1)
+        #expect(coordinator.log().contains("tampered"), "\(coordinator.log().suffix(600))")
+
+        // Nothing was replaced: with the byte restored, the same Coordinator comes back.
+        let repair = try await SQLiteStore.open(
+            path: coordinator.sealDirectory.appendingPathComponent("coordinator.sqlite").path)
+        try await repair.commit([
+            StoreWrite(key: record.key, value: record.value.bytes, expectedVersion: record.value.version + 1)
+        ])
+        await repair.close()
+        try await coordinator.start()
+        let again = (try coordinator.request("GET", "/api/v2/quote").json["data"] as? [String: Any])?["cert"] as? String
+        #expect(again == root && root != nil)
+        let status = try coordinator.request("GET", "/api/v2/status")
+        #expect((status.json["data"] as? [String: Any])?["code"] as? Int == 3)
         #expect(await coordinator.stop() == 0)
     }
 

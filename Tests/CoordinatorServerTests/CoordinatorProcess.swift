@@ -68,6 +68,13 @@ final class CoordinatorProcess: @unchecked Sendable {
         return status
     }
 
+    /// The exit status of a process that ended by itself (a refused start-up).
+    func exitStatus() async -> Int32 {
+        let status = await exit?.value ?? -1
+        process = nil
+        return status
+    }
+
     func log() -> String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
 
     /// Runs curl (a client we did not write) and returns its result.

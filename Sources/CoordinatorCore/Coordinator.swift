@@ -288,30 +288,94 @@ public actor Coordinator {
         return parameters
     }
 
-    /// Counts an activation durably. Concurrent activations of one type race on the count's
-    /// version: the loser reads again and retries, so none is lost and the limit holds.
+    /// An activation waiting to be counted by the next group commit.
+    private struct PendingCount {
+        var marbleType: String
+        var uuidRecord: String
+        var limit: UInt64
+        var done: CheckedContinuation<Result<Void, CoordinatorError>, Never>
+    }
+
+    private var pendingCounts: [PendingCount] = []
+    private var isCommittingCounts = false
+
+    /// Counts an activation durably. Concurrent activations are group-committed: the
+    /// activations waiting while one commit runs are written together in the next one, so the
+    /// limit holds, none is lost, and one durable write serves many marbles.
     private func countActivation(of marbleType: String, uuidRecord: String, limit: UInt64)
         async throws(CoordinatorError)
     {
-        for attempt in 1...8 {
-            if attempt > 1, try await sealed.read(uuidRecord) != nil { return }  // a concurrent activation of this UUID counted it
-            let (count, version) = try await readCount(marbleType)
-            if limit > 0, count >= limit {
-                throw CoordinatorError(
-                    .activationLimit, "marble type \(marbleType) may be activated \(limit) time(s); it has been")
-            }
-            let next = withUnsafeBytes(of: (count + 1).bigEndian) { Array($0) }
-            do {
-                try await sealed.commit([
-                    try sealed.write("count/\(marbleType)", next, expectedVersion: version),
-                    try sealed.write(uuidRecord, Array(marbleType.utf8), expectedVersion: nil),
-                ])
-                return
-            } catch  where error.code == .conflict && attempt < 8 {
-                continue
+        let result = await withCheckedContinuation { continuation in
+            pendingCounts.append(
+                PendingCount(marbleType: marbleType, uuidRecord: uuidRecord, limit: limit, done: continuation))
+            if !isCommittingCounts {
+                isCommittingCounts = true
+                Task { await self.commitPendingCounts() }
             }
         }
-        throw CoordinatorError(.conflict, "too many concurrent activations of \(marbleType); retry")
+        try result.get()
+    }
+
+    private func commitPendingCounts() async {
+        while !pendingCounts.isEmpty {
+            let batch = pendingCounts
+            pendingCounts = []
+            let results = await commitCounts(batch)
+            for (pending, result) in zip(batch, results) { pending.done.resume(returning: result) }
+        }
+        isCommittingCounts = false
+    }
+
+    /// Commits one batch in a single transaction. A conflict means another writer of the store
+    /// (a replica) counted meanwhile: the batch is read again and retried.
+    private func commitCounts(_ batch: [PendingCount]) async -> [Result<Void, CoordinatorError>] {
+        var lastError = CoordinatorError(.conflict, "too many concurrent activations; retry")
+        for _ in 1...8 {
+            do throws(CoordinatorError) {
+                var results: [Result<Void, CoordinatorError>] = []
+                var counts: [String: (count: UInt64, version: Int64?, start: UInt64)] = [:]
+                var writes: [StoreWrite] = []
+                var counted: Set<String> = []
+                for pending in batch {
+                    let alreadyCounted = try await sealed.read(pending.uuidRecord) != nil
+                    if counted.contains(pending.uuidRecord) || alreadyCounted {
+                        results.append(.success(()))  // a concurrent activation of this UUID counted it
+                        continue
+                    }
+                    if counts[pending.marbleType] == nil {
+                        let (count, version) = try await readCount(pending.marbleType)
+                        counts[pending.marbleType] = (count, version, count)
+                    }
+                    let count = counts[pending.marbleType]!.count
+                    if pending.limit > 0, count >= pending.limit {
+                        results.append(
+                            .failure(
+                                CoordinatorError(
+                                    .activationLimit,
+                                    "marble type \(pending.marbleType) may be activated \(pending.limit) time(s); it has been"
+                                )))
+                        continue
+                    }
+                    counts[pending.marbleType]!.count = count + 1
+                    counted.insert(pending.uuidRecord)
+                    writes.append(
+                        try sealed.write(pending.uuidRecord, Array(pending.marbleType.utf8), expectedVersion: nil))
+                    results.append(.success(()))
+                }
+                for (marbleType, entry) in counts where entry.count != entry.start {
+                    let bytes = withUnsafeBytes(of: entry.count.bigEndian) { Array($0) }
+                    writes.append(try sealed.write("count/\(marbleType)", bytes, expectedVersion: entry.version))
+                }
+                if !writes.isEmpty { try await sealed.commit(writes) }
+                return results
+            } catch  where error.code == .conflict {
+                lastError = error
+                continue
+            } catch {
+                return batch.map { _ in .failure(error) }
+            }
+        }
+        return batch.map { _ in .failure(lastError) }
     }
 
     private func verifyQuote(_ bytes: [UInt8]) async throws(CoordinatorError) -> VerifiedQuote {

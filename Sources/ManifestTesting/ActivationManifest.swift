@@ -1,9 +1,18 @@
+import Attestation
 import Foundation
 
 /// A manifest for activation tests: one package signed by `signerID` (ProductID 1, SVN 2), a
 /// `backend` marble with files, env and argv from templates, shared and per-marble secrets,
 /// a user-defined secret and a TLS tag.
 public enum ActivationManifest {
+    /// The `backend` enclave the manifest accepts: signed by the platform's default signer,
+    /// ProductID 1, SecurityVersion 2.
+    public static func enclave(on platform: SimulatedPlatform) -> SimulatedEnclave {
+        SimulatedEnclave(
+            uniqueID: [UInt8](repeating: 0x42, count: 32), signerID: platform.defaultSigner.signerID, productID: 1,
+            securityVersion: 2)
+    }
+
     public static func bytes(signerID: [UInt8], maxActivations: Int = 2, debug: Bool = false) -> [UInt8] {
         let signer = signerID.map { String(format: "%02x", $0) }.joined()
         return Array(

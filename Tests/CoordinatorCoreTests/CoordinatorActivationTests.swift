@@ -39,9 +39,7 @@ struct CoordinatorFixture {
             verifier: platform.verifier, collateralProvider: StaticCollateralProvider(platform.collateral),
             store: MemoryStore(),
             sealer: EphemeralSealer())
-        let enclave = SimulatedEnclave(
-            uniqueID: [UInt8](repeating: 0x42, count: 32), signerID: platform.defaultSigner.signerID, productID: 1,
-            securityVersion: 2)
+        let enclave = ActivationManifest.enclave(on: platform)
         _ = try await coordinator.setManifest(manifest(signerID: enclave.signerID, maxActivations: maxActivations))
         return CoordinatorFixture(platform: platform, coordinator: coordinator, enclave: enclave)
     }

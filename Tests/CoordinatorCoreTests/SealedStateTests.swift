@@ -36,9 +36,7 @@ import X509
     @Test func aRestartKeepsRootManifestSecretsAndCounts() async throws {
         let place = Place()
         let platform = try SimulatedPlatform.generate()
-        let enclave = SimulatedEnclave(
-            uniqueID: [UInt8](repeating: 0x42, count: 32), signerID: platform.defaultSigner.signerID, productID: 1,
-            securityVersion: 2)
+        let enclave = ActivationManifest.enclave(on: platform)
         let marble = try TestMarble()
         let manifest = CoordinatorFixture.manifest(signerID: enclave.signerID, maxActivations: 2)
 
@@ -74,6 +72,41 @@ import X509
         let keyFile = place.directory.appendingPathComponent(SimulationSealer.fileName).path
         let permissions = try FileManager.default.attributesOfItem(atPath: keyFile)[.posixPermissions] as? NSNumber
         #expect(permissions?.intValue == 0o600)
+    }
+
+    /// Many activations at once on the SQLite store: group commits count every one, the limit
+    /// holds exactly, and a restart sees the same count.
+    @Test func concurrentActivationsAreCountedExactlyUpToTheLimit() async throws {
+        let place = Place()
+        let platform = try SimulatedPlatform.generate()
+        let enclave = ActivationManifest.enclave(on: platform)
+        let (coordinator, store) = try await Self.start(place, platform: platform)
+        _ = try await coordinator.setManifest(
+            CoordinatorFixture.manifest(signerID: enclave.signerID, maxActivations: 10))
+        let marbles = try (0..<40).map { _ in try TestMarble() }
+        let requests = try marbles.map { try $0.request(platform, enclave: enclave, type: "backend") }
+        let outcomes = await withTaskGroup(of: CoordinatorError?.self) { group in
+            for (marble, request) in zip(marbles, requests) {
+                group.addTask {
+                    do throws(CoordinatorError) {
+                        _ = try await coordinator.activate(request, peerCertificate: marble.certificate)
+                        return nil
+                    } catch {
+                        return error
+                    }
+                }
+            }
+            var outcomes: [CoordinatorError?] = []
+            for await outcome in group { outcomes.append(outcome) }
+            return outcomes
+        }
+        #expect(outcomes.filter { $0 == nil }.count == 10)
+        #expect(outcomes.compactMap { $0 }.allSatisfy { $0.code == .activationLimit })
+        #expect(try await coordinator.activationCount("backend") == 10)
+        await store.close()
+        let (restarted, restartedStore) = try await Self.start(place, platform: platform)
+        #expect(try await restarted.activationCount("backend") == 10)
+        await restartedStore.close()
     }
 
     @Test func aTamperedRecordStopsStartUp() async throws {

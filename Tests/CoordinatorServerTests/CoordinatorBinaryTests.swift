@@ -94,9 +94,7 @@ struct CoordinatorBinaryTests {
         let rootFile = try Self.write(try Self.pem(root), "root.pem", in: coordinator.directory)
         let intermediateFile = try Self.write(try Self.pem(intermediate), "intermediate.pem", in: coordinator.directory)
         let marble = try TestMarble()
-        let enclave = SimulatedEnclave(
-            uniqueID: [UInt8](repeating: 0x42, count: 32), signerID: platform.defaultSigner.signerID, productID: 1,
-            securityVersion: 2)
+        let enclave = ActivationManifest.enclave(on: platform)
 
         // Before a manifest: refused with FAILED_PRECONDITION.
         await Self.expectRefusal(.failedPrecondition) {
@@ -190,9 +188,7 @@ struct CoordinatorBinaryTests {
         let coordinator = try CoordinatorProcess()
         let platform = try SimulatedPlatform.generate()
         try platform.write(to: coordinator.simulationDirectory)
-        let enclave = SimulatedEnclave(
-            uniqueID: [UInt8](repeating: 0x42, count: 32), signerID: platform.defaultSigner.signerID, productID: 1,
-            securityVersion: 2)
+        let enclave = ActivationManifest.enclave(on: platform)
         let manifestFile = coordinator.directory.appendingPathComponent("manifest.json")
         try Data(ActivationManifest.bytes(signerID: enclave.signerID)).write(to: manifestFile)
         // MarbleRun's environment names configure the binary as its flags do.

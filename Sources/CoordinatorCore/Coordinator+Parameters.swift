@@ -4,7 +4,14 @@ import Manifest
 import SwiftASN1
 import X509
 
-extension Coordinator {
+/// What issuing a marble's parameters needs, copied out of the Coordinator so that the
+/// signing and rendering run in parallel, off the actor.
+struct ParameterIssuer: Sendable {
+    let pki: CoordinatorPKI
+    let marbleCertificateValidity: TimeInterval
+    let sharedSecrets: [String: SecretValue]
+    let rootSecret: SymmetricKey
+
     /// The marble's key, certificate, secrets and rendered parameters.
     func renderParameters(
         marble: Manifest.Marble, manifest: Manifest, marbleType: String, uuid: UUID, csr: CertificateSigningRequest,
@@ -16,7 +23,7 @@ extension Coordinator {
         let certificate = try pki.issueMarbleCertificate(
             publicKey: .init(marbleKey.publicKey), uuid: uuid, marbleType: marbleType,
             subjectAlternativeNames: requested ?? SubjectAlternativeNames(), now: now,
-            validity: configuration.marbleCertificateValidity)
+            validity: marbleCertificateValidity)
         let marbleCert = try SecretValue.certificate(
             certificate, type: "cert-ecdsa", privateKey: Array(marbleKey.derRepresentation))
         let marbleRoot = try SecretValue.certificate(pki.marbleRoot, type: "cert-ecdsa", privateKey: [])

@@ -247,17 +247,14 @@ public actor Coordinator {
         guard let uuid = UUID(uuidString: request.uuid) else {
             throw CoordinatorError(.invalidRequest, "the UUID \"\(request.uuid.prefix(64))\" is not a UUID")
         }
-        let csr = try Self.parseCSR(request.csr)
-        let verified = try await verifyQuote(request.quote)
-        try Self.checkBinding(verified, peerCertificate: peerCertificate)
         guard let package = manifest.packages[marble.package] else {
             throw CoordinatorError(.internalFailure, "the manifest's package \(marble.package) is missing")
         }
-        do {
-            try PackagePolicy(package).check(verified)
-        } catch {
-            throw CoordinatorError(.attestation, "the quote does not match package \(marble.package): \(error.message)")
-        }
+        let (quote, collateral) = try await preparedQuote(request.quote)
+        // Verification and signing run off the actor, so activations use every core.
+        let csr = try await Self.attest(
+            quote, with: collateral, verifier: verifier, at: configuration.now(), peerCertificate: peerCertificate,
+            package: package, packageName: marble.package, csr: request.csr)
 
         let uuidRecord = "uuid/\(uuid.uuidString.lowercased())"
         let knownType = try await sealed.read(uuidRecord).map { String(decoding: $0.bytes, as: UTF8.self) }
@@ -272,16 +269,12 @@ public actor Coordinator {
                 .activationLimit,
                 "marble type \(request.marbleType) may be activated \(marble.maxActivations) time(s); it has been")
         }
-        let now = configuration.now()
-        let parameters: ActivationParameters
-        do {
-            parameters = try renderParameters(
-                marble: marble, manifest: manifest, marbleType: request.marbleType, uuid: uuid, csr: csr, now: now)
-        } catch let error as CoordinatorError {
-            throw error
-        } catch {
-            throw CoordinatorError(.internalFailure, "issuing the marble's certificate failed")
-        }
+        let issuer = ParameterIssuer(
+            pki: pki, marbleCertificateValidity: configuration.marbleCertificateValidity,
+            sharedSecrets: sharedSecrets, rootSecret: rootSecret)
+        let parameters = try await Self.issue(
+            issuer, marble: marble, manifest: manifest, marbleType: request.marbleType, uuid: uuid, csr: csr,
+            now: configuration.now())
         if !isReactivation {
             try await countActivation(of: request.marbleType, uuidRecord: uuidRecord, limit: marble.maxActivations)
         }
@@ -378,7 +371,8 @@ public actor Coordinator {
         return batch.map { _ in .failure(lastError) }
     }
 
-    private func verifyQuote(_ bytes: [UInt8]) async throws(CoordinatorError) -> VerifiedQuote {
+    /// The parsed quote and the prepared collateral of its platform (prepared once while valid).
+    private func preparedQuote(_ bytes: [UInt8]) async throws(CoordinatorError) -> (Quote, PreparedCollateral) {
         do {
             let quote = try Quote(parsing: bytes)
             let collateral = try await collateralProvider.collateral(for: quote)
@@ -386,17 +380,49 @@ public actor Coordinator {
             let key = SHA256.hash(
                 data: collateral.tcbInfo.bytes + collateral.qeIdentity.bytes + collateral.rootCACRL.der
                     + collateral.pckCRL.der)
-            let preparedCollateral: PreparedCollateral
-            if let known = prepared[key], now <= known.validUntil {
-                preparedCollateral = known
-            } else {
-                preparedCollateral = try verifier.prepare(collateral, at: now)
-                prepared = prepared.filter { now <= $0.value.validUntil }
-                prepared[key] = preparedCollateral
-            }
-            return try verifier.verify(quote, with: preparedCollateral, at: now)
+            if let known = prepared[key], now <= known.validUntil { return (quote, known) }
+            let preparedCollateral = try verifier.prepare(collateral, at: now)
+            prepared = prepared.filter { now <= $0.value.validUntil }
+            prepared[key] = preparedCollateral
+            return (quote, preparedCollateral)
         } catch {
             throw CoordinatorError(.attestation, "the quote was rejected: \(error.message) [\(error.code)]")
+        }
+    }
+
+    /// Verifies the quote, its binding to the marble's TLS key and the package policy, and
+    /// parses the CSR.
+    nonisolated private static func attest(
+        _ quote: Quote, with collateral: PreparedCollateral, verifier: QuoteVerifier, at now: Date,
+        peerCertificate: [UInt8], package: Manifest.Package, packageName: String, csr: [UInt8]
+    ) async throws(CoordinatorError) -> CertificateSigningRequest {
+        let request = try parseCSR(csr)
+        let verified: VerifiedQuote
+        do {
+            verified = try verifier.verify(quote, with: collateral, at: now)
+        } catch {
+            throw CoordinatorError(.attestation, "the quote was rejected: \(error.message) [\(error.code)]")
+        }
+        try checkBinding(verified, peerCertificate: peerCertificate)
+        do {
+            try PackagePolicy(package).check(verified)
+        } catch {
+            throw CoordinatorError(.attestation, "the quote does not match package \(packageName): \(error.message)")
+        }
+        return request
+    }
+
+    nonisolated private static func issue(
+        _ issuer: ParameterIssuer, marble: Manifest.Marble, manifest: Manifest, marbleType: String, uuid: UUID,
+        csr: CertificateSigningRequest, now: Date
+    ) async throws(CoordinatorError) -> ActivationParameters {
+        do {
+            return try issuer.renderParameters(
+                marble: marble, manifest: manifest, marbleType: marbleType, uuid: uuid, csr: csr, now: now)
+        } catch let error as CoordinatorError {
+            throw error
+        } catch {
+            throw CoordinatorError(.internalFailure, "issuing the marble's certificate failed")
         }
     }
 

@@ -97,6 +97,7 @@ let package = Package(
         .target(
             name: "CoordinatorCore",
             dependencies: [
+                "JSONText",
                 "Manifest",
                 "Attestation",
                 "Store",

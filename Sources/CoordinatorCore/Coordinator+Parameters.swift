@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import JSONText
 import Manifest
 import SwiftASN1
 import X509
@@ -101,29 +102,37 @@ struct ParameterIssuer: Sendable {
         let ca = String(decoding: rootPEM, as: UTF8.self)
         let clientCert = String(decoding: Self.pem(marbleCert.cert, "CERTIFICATE"), as: UTF8.self)
         let clientKey = String(decoding: Self.pem(marbleCert.privateKey, "PRIVATE KEY"), as: UTF8.self)
-        var outgoing: [String: [String: Any]] = [:]
-        var incoming: [String: [String: Any]] = [:]
+        func endpoint(_ cert: String, _ key: String, clientAuth: Bool?) -> JSONValue {
+            var members = [
+                JSONMember("cacrt", .string(ca)), JSONMember("clicrt", .string(cert)),
+                JSONMember("clikey", .string(key)),
+            ]
+            if let clientAuth { members.append(JSONMember("clientAuth", .bool(clientAuth))) }
+            return .object(members)
+        }
+        var outgoing: [JSONMember] = []
+        var incoming: [JSONMember] = []
         for tagName in marble.tls {
             guard let tag = manifest.tls[tagName] else { continue }
             for entry in tag.outgoing {
-                outgoing["\(entry.addr):\(entry.port)"] = ["cacrt": ca, "clicrt": clientCert, "clikey": clientKey]
+                outgoing.append(
+                    JSONMember("\(entry.addr):\(entry.port)", endpoint(clientCert, clientKey, clientAuth: nil)))
             }
             for entry in tag.incoming {
                 if !entry.cert.isEmpty, let secret = secrets[entry.cert] {
-                    incoming["*:\(entry.port)"] = [
-                        "cacrt": ca, "clicrt": String(decoding: Self.pem(secret.cert, "CERTIFICATE"), as: UTF8.self),
-                        "clikey": String(decoding: Self.pem(secret.privateKey, "PRIVATE KEY"), as: UTF8.self),
-                        "clientAuth": !entry.disableClientAuth,
-                    ]
+                    let cert = String(decoding: Self.pem(secret.cert, "CERTIFICATE"), as: UTF8.self)
+                    let key = String(decoding: Self.pem(secret.privateKey, "PRIVATE KEY"), as: UTF8.self)
+                    incoming.append(
+                        JSONMember("*:\(entry.port)", endpoint(cert, key, clientAuth: !entry.disableClientAuth)))
                 } else {
-                    incoming["*:\(entry.port)"] = [
-                        "cacrt": ca, "clicrt": clientCert, "clikey": clientKey, "clientAuth": true,
-                    ]
+                    incoming.append(JSONMember("*:\(entry.port)", endpoint(clientCert, clientKey, clientAuth: true)))
                 }
             }
         }
-        let object: [String: Any] = ["tls": ["Outgoing": outgoing, "Incoming": incoming]]
-        return Array(
-            try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]))
+        // Serialized as Go's encoding/json writes MarbleRun's maps: keys sorted, later entries win.
+        let tls = JSONValue.object([
+            JSONMember("Outgoing", .object(outgoing)), JSONMember("Incoming", .object(incoming)),
+        ])
+        return JSONValue.object([JSONMember("tls", tls)]).serialized()
     }
 }

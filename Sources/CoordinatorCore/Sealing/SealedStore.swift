@@ -22,9 +22,13 @@ struct SealedStore: Sendable {
     }
 
     func storageName(_ name: String) -> String {
-        "k/"
-            + HMAC<SHA256>.authenticationCode(for: Array(name.utf8), using: nameKey).map { String(format: "%02x", $0) }
-            .joined()
+        let digits = Array("0123456789abcdef".utf8)
+        var text: [UInt8] = Array("k/".utf8)
+        for byte in HMAC<SHA256>.authenticationCode(for: Array(name.utf8), using: nameKey) {
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 0x0F)])
+        }
+        return String(decoding: text, as: UTF8.self)
     }
 
     private func associatedData(_ name: String) -> [UInt8] { Array("\(Self.formatTag)|\(name)".utf8) }

@@ -41,21 +41,29 @@ extension JSONValue {
 
     private static func writeString(_ text: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
-            case "\\": out += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
-            case "\n": out += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
-            case "\r": out += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
-            case "\t": out += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
-            case "<", ">", "&", "\u{2028}", "\u{2029}":
-                writeUnicodeEscape(scalar.value, to: &out)
-            default:
-                if scalar.value < 0x20 {
-                    writeUnicodeEscape(scalar.value, to: &out)
-                } else {
-                    out += Array(String(scalar).utf8)
+        var text = text
+        text.withUTF8 { bytes in
+            out.reserveCapacity(out.count + bytes.count + 1)
+            var index = 0
+            while index < bytes.count {
+                let byte = bytes[index]
+                switch byte {
+                case UInt8(ascii: "\""): out += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
+                case UInt8(ascii: "\\"): out += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
+                case UInt8(ascii: "\n"): out += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
+                case UInt8(ascii: "\r"): out += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
+                case UInt8(ascii: "\t"): out += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
+                case UInt8(ascii: "<"), UInt8(ascii: ">"), UInt8(ascii: "&"): writeUnicodeEscape(UInt32(byte), to: &out)
+                case 0..<0x20: writeUnicodeEscape(UInt32(byte), to: &out)
+                // U+2028 and U+2029 are E2 80 A8 and E2 80 A9 in UTF-8.
+                case 0xE2
+                where index + 2 < bytes.count && bytes[index + 1] == 0x80
+                    && (bytes[index + 2] == 0xA8 || bytes[index + 2] == 0xA9):
+                    writeUnicodeEscape(bytes[index + 2] == 0xA8 ? 0x2028 : 0x2029, to: &out)
+                    index += 2
+                default: out.append(byte)
                 }
+                index += 1
             }
         }
         out.append(UInt8(ascii: "\""))

@@ -178,7 +178,20 @@ func activate(_ index: Int) async throws {
     guard !response.parameters.env.isEmpty else { throw BenchError("an activation returned no parameters") }
 }
 
-let activationRate = report("marble activation (mTLS connect + Activate + close)", try await load(activate))
+/// CPU seconds (user + system) a process has used, from /proc (Linux clock ticks of 1/100 s).
+func cpuSeconds(_ pid: Int32) -> Double {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+        let close = stat.lastIndex(of: ")")
+    else { return .nan }
+    let fields = stat[stat.index(after: close)...].split(separator: " ")
+    guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return .nan }
+    return (user + system) / 100
+}
+
+let cpuBefore = cpuSeconds(coordinator!.process.processIdentifier)
+let activations = try await load(activate)
+let coordinatorCPU = cpuSeconds(coordinator!.process.processIdentifier) - cpuBefore
+let activationRate = report("marble activation (mTLS connect + Activate + close)", activations)
 await coordinator?.stop()
 
 // The bare NIO mutual-TLS handshake: same key type, same client verification callback, own process.
@@ -224,4 +237,8 @@ await handshakeServer.stop()
 
 print("")
 print(String(format: "Activations reach %.0f %% of the bare handshake rate.", 100 * activationRate / handshakeRate))
+print(
+    String(
+        format: "Coordinator CPU per activation: %.2f ms (%.2f cores busy; the clients share the same cores).",
+        1000 * coordinatorCPU / Double(activations.count), coordinatorCPU / seconds))
 print("Start → serving (both ports accept), release binary, SQLite store: " + starts.joined(separator: "; "))

@@ -12,6 +12,22 @@ struct ParameterIssuer: Sendable {
     let marbleCertificateValidity: TimeInterval
     let sharedSecrets: [String: SecretValue]
     let rootSecret: SymmetricKey
+    let marbleRoot: SecretValue
+    let coordinatorRoot: SecretValue
+    let intermediate: SecretValue
+
+    init(
+        pki: CoordinatorPKI, marbleCertificateValidity: TimeInterval, sharedSecrets: [String: SecretValue],
+        rootSecret: SymmetricKey
+    ) throws {
+        self.pki = pki
+        self.marbleCertificateValidity = marbleCertificateValidity
+        self.sharedSecrets = sharedSecrets
+        self.rootSecret = rootSecret
+        marbleRoot = try SecretValue.certificate(pki.marbleRoot, type: "cert-ecdsa", privateKey: [])
+        coordinatorRoot = try SecretValue.certificate(pki.root, type: "cert-ecdsa", privateKey: [])
+        intermediate = try SecretValue.certificate(pki.intermediate, type: "cert-ecdsa", privateKey: [])
+    }
 
     /// The marble's key, certificate, secrets and rendered parameters.
     func renderParameters(
@@ -27,9 +43,6 @@ struct ParameterIssuer: Sendable {
             validity: marbleCertificateValidity)
         let marbleCert = try SecretValue.certificate(
             certificate, type: "cert-ecdsa", privateKey: Array(marbleKey.derRepresentation))
-        let marbleRoot = try SecretValue.certificate(pki.marbleRoot, type: "cert-ecdsa", privateKey: [])
-        let coordinatorRoot = try SecretValue.certificate(pki.root, type: "cert-ecdsa", privateKey: [])
-        let intermediate = try SecretValue.certificate(pki.intermediate, type: "cert-ecdsa", privateKey: [])
 
         var secrets: [String: TemplateValues.Secret] = [:]
         let factory = SecretFactory(pki: pki, now: now)

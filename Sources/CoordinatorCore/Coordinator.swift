@@ -60,6 +60,8 @@ public actor Coordinator {
     private var document: ManifestDocument?
     private(set) var sharedSecrets: [String: SecretValue]
     private var prepared: [SHA256Digest: PreparedCollateral] = [:]
+    /// Rebuilt whenever the PKI or the shared secrets change (set to nil there).
+    private var cachedIssuer: ParameterIssuer?
 
     /// Starts a Coordinator on `store`: a new one when the store is empty, else the one whose
     /// state the store holds, unsealed with `sealer`. State that cannot be unsealed or does not
@@ -223,6 +225,7 @@ public actor Coordinator {
         coreVersion += 1
         self.document = document
         sharedSecrets = secrets
+        cachedIssuer = nil
         state = .acceptingMarbles
         return ManifestResult(warnings: document.warnings)
     }
@@ -263,15 +266,15 @@ public actor Coordinator {
                 .invalidRequest, "UUID \(uuid) was activated as another marble type; a UUID belongs to one marble")
         }
         let isReactivation = knownType != nil
-        let (count, _) = try await readCount(request.marbleType)
-        if !isReactivation, marble.maxActivations > 0, count >= marble.maxActivations {
+        // A fast refusal before issuing anything; the count's commit checks the limit again.
+        if !isReactivation, marble.maxActivations > 0,
+            try await readCount(request.marbleType).count >= marble.maxActivations
+        {
             throw CoordinatorError(
                 .activationLimit,
                 "marble type \(request.marbleType) may be activated \(marble.maxActivations) time(s); it has been")
         }
-        let issuer = ParameterIssuer(
-            pki: pki, marbleCertificateValidity: configuration.marbleCertificateValidity,
-            sharedSecrets: sharedSecrets, rootSecret: rootSecret)
+        let issuer = try parameterIssuer()
         let parameters = try await Self.issue(
             issuer, marble: marble, manifest: manifest, marbleType: request.marbleType, uuid: uuid, csr: csr,
             now: configuration.now())
@@ -369,6 +372,20 @@ public actor Coordinator {
             }
         }
         return batch.map { _ in .failure(lastError) }
+    }
+
+    /// The issuer for the current PKI and shared secrets, made once per manifest.
+    private func parameterIssuer() throws(CoordinatorError) -> ParameterIssuer {
+        if let issuer = cachedIssuer { return issuer }
+        do {
+            let issuer = try ParameterIssuer(
+                pki: pki, marbleCertificateValidity: configuration.marbleCertificateValidity,
+                sharedSecrets: sharedSecrets, rootSecret: rootSecret)
+            cachedIssuer = issuer
+            return issuer
+        } catch {
+            throw CoordinatorError(.internalFailure, "the Coordinator's certificates do not serialize")
+        }
     }
 
     /// The parsed quote and the prepared collateral of its platform (prepared once while valid).

@@ -326,14 +326,18 @@ public actor Coordinator {
     /// (a replica) counted meanwhile: the batch is read again and retried.
     private func commitCounts(_ batch: [PendingCount]) async -> [Result<Void, CoordinatorError>] {
         var lastError = CoordinatorError(.conflict, "too many concurrent activations; retry")
-        for _ in 1...8 {
+        for attempt in 1...8 {
             do throws(CoordinatorError) {
                 var results: [Result<Void, CoordinatorError>] = []
                 var counts: [String: (count: UInt64, version: Int64?, start: UInt64)] = [:]
                 var writes: [StoreWrite] = []
                 var counted: Set<String> = []
                 for pending in batch {
-                    let alreadyCounted = try await sealed.read(pending.uuidRecord) != nil
+                    // The first attempt trusts activate's read: a UUID record is written only if
+                    // absent, so a UUID counted meanwhile makes the commit conflict and the retry
+                    // reads it.
+                    var alreadyCounted = false
+                    if attempt > 1 { alreadyCounted = try await sealed.read(pending.uuidRecord) != nil }
                     if counted.contains(pending.uuidRecord) || alreadyCounted {
                         results.append(.success(()))  // a concurrent activation of this UUID counted it
                         continue

@@ -104,6 +104,23 @@ import X509
         #expect(outcomes.compactMap { $0 }.allSatisfy { $0.code == .activationLimit })
         #expect(try await coordinator.activationCount("backend") == 10)
         await store.close()
+
+        // One UUID activated many times at once counts once (a later batch's write conflicts and re-reads).
+        let (again, againStore) = try await Self.start(Place(), platform: platform)
+        _ = try await again.setManifest(CoordinatorFixture.manifest(signerID: enclave.signerID, maxActivations: 10))
+        let uuid = UUID()
+        let sameUUID = try marbles.prefix(12).map {
+            try $0.request(platform, enclave: enclave, type: "backend", uuid: uuid)
+        }
+        let accepted = await withTaskGroup(of: Bool.self) { group in
+            for (marble, request) in zip(marbles, sameUUID) {
+                group.addTask { (try? await again.activate(request, peerCertificate: marble.certificate)) != nil }
+            }
+            return await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+        #expect(accepted == 12)
+        #expect(try await again.activationCount("backend") == 1)
+        await againStore.close()
         let (restarted, restartedStore) = try await Self.start(place, platform: platform)
         #expect(try await restarted.activationCount("backend") == 10)
         await restartedStore.close()

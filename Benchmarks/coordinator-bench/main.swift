@@ -189,7 +189,14 @@ func cpuSeconds(_ pid: Int32) -> Double {
 }
 
 let cpuBefore = cpuSeconds(coordinator!.process.processIdentifier)
-let activations = try await load(activate)
+let activations: (count: Int, latencies: [Duration])
+do {
+    activations = try await load(activate)
+} catch {
+    await coordinator?.stop()
+    print("coordinator-bench: an activation failed: \(error)")
+    exit(1)
+}
 let coordinatorCPU = cpuSeconds(coordinator!.process.processIdentifier) - cpuBefore
 let activationRate = report("marble activation (mTLS connect + Activate + close)", activations)
 await coordinator?.stop()

@@ -398,17 +398,25 @@ public actor Coordinator {
             let quote = try Quote(parsing: bytes)
             let collateral = try await collateralProvider.collateral(for: quote)
             let now = configuration.now()
-            let key = SHA256.hash(
-                data: collateral.tcbInfo.bytes + collateral.qeIdentity.bytes + collateral.rootCACRL.der
-                    + collateral.pckCRL.der)
+            var hasher = SHA256()
+            for part in [
+                collateral.tcbInfo.bytes, collateral.qeIdentity.bytes, collateral.rootCACRL.der, collateral.pckCRL.der,
+            ] {
+                hasher.update(data: part)
+            }
+            let key = hasher.finalize()
             if let known = prepared[key], now <= known.validUntil { return (quote, known) }
             let preparedCollateral = try verifier.prepare(collateral, at: now)
             prepared = prepared.filter { now <= $0.value.validUntil }
             prepared[key] = preparedCollateral
             return (quote, preparedCollateral)
         } catch {
-            throw CoordinatorError(.attestation, "the quote was rejected: \(error.message) [\(error.code)]")
+            throw Self.rejected(error)
         }
+    }
+
+    private static func rejected(_ error: AttestationError) -> CoordinatorError {
+        CoordinatorError(.attestation, "the quote was rejected: \(error.message) [\(error.code)]")
     }
 
     /// Verifies the quote, its binding to the marble's TLS key and the package policy, and
@@ -422,7 +430,7 @@ public actor Coordinator {
         do {
             verified = try verifier.verify(quote, with: collateral, at: now)
         } catch {
-            throw CoordinatorError(.attestation, "the quote was rejected: \(error.message) [\(error.code)]")
+            throw rejected(error)
         }
         try checkBinding(verified, peerCertificate: peerCertificate)
         do {
@@ -480,18 +488,7 @@ public actor Coordinator {
 extension PackagePolicy {
     /// The policy of a manifest package.
     init(_ package: Manifest.Package) {
-        func bytes(_ hex: String?) -> [UInt8]? {
-            guard let hex else { return nil }
-            var result: [UInt8] = []
-            var index = hex.startIndex
-            while index < hex.endIndex {
-                let next = hex.index(index, offsetBy: 2)
-                guard let byte = UInt8(hex[index..<next], radix: 16) else { return nil }
-                result.append(byte)
-                index = next
-            }
-            return result
-        }
+        func bytes(_ hex: String?) -> [UInt8]? { hex.flatMap(Hex.decode) }
         self.init(
             debug: package.debug, uniqueID: bytes(package.uniqueID), signerID: bytes(package.signerID),
             productID: package.productID.map { UInt16(truncatingIfNeeded: $0) },

@@ -180,7 +180,7 @@ public struct CoordinatorServer: Sendable {
             \(directory.path) and the sealing key is a plain file in the seal directory. Never use this in production.
             """,
             metadata: [
-                "uniqueID": "\(Self.hex(enclave.uniqueID))", "signerID": "\(Self.hex(enclave.signerID))",
+                "uniqueID": "\(Hex.encode(enclave.uniqueID))", "signerID": "\(Hex.encode(enclave.signerID))",
             ])
         return EnclaveEnvironment(
             verifier: platform.verifier, collateral: StaticCollateralProvider(platform.collateral),
@@ -188,7 +188,6 @@ public struct CoordinatorServer: Sendable {
             quoteIssuer: SimulatedQuoteIssuer(platform: platform, enclave: enclave))
     }
 
-    static func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
 }
 
 extension GRPCNIOTransportCore.SocketAddress {

@@ -14,7 +14,7 @@ public enum ActivationManifest {
     }
 
     public static func bytes(signerID: [UInt8], maxActivations: Int = 2, debug: Bool = false) -> [UInt8] {
-        let signer = signerID.map { String(format: "%02x", $0) }.joined()
+        let signer = Hex.encode(signerID)
         return Array(
             """
             {

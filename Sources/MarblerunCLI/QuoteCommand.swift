@@ -80,7 +80,7 @@ func readFile(_ path: String, what: String) throws(AttestationError) -> [UInt8] 
 }
 
 enum QuoteReport {
-    static func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
+    static func hex(_ bytes: [UInt8]) -> String { Hex.encode(bytes) }
 
     static func text(_ quote: VerifiedQuote) -> String {
         var lines = [

@@ -42,7 +42,7 @@ struct SimulationInitCommand: AsyncParsableCommand {
         try platform.write(to: url)
         let fingerprint = SHA256.hash(data: try platform.rootCertificate.serializeAsPEM().derBytes)
         print("SIMULATION: created an INSECURE simulated SGX platform in \(directory)")
-        print("root CA SHA-256: \(fingerprint.map { String(format: "%02x", $0) }.joined())")
+        print("root CA SHA-256: \(Hex.encode(fingerprint))")
         print("default SignerID: \(QuoteReport.hex(platform.defaultSigner.signerID))")
         print("collateral valid until: \(ISO8601DateFormatter().string(from: platform.collateral.nextUpdate))")
     }

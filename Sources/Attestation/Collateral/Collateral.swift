@@ -49,7 +49,7 @@ public struct Collateral: Sendable {
     static func signed<Document: Sendable>(
         _ parse: ([UInt8]) throws(AttestationError) -> Document, bytes: [UInt8], signatureHex: String, name: String
     ) throws(AttestationError) -> Signed<Document> {
-        guard let signature = CollateralHex.bytes(signatureHex), signature.count == 64 else {
+        guard let signature = Hex.decode(signatureHex), signature.count == 64 else {
             throw AttestationError(.malformedCollateral, "the \(name) signature is not 128 hex digits (r‖s)")
         }
         return Signed(bytes: bytes, signature: signature, document: try parse(bytes))
@@ -79,7 +79,7 @@ extension Collateral {
             return value
         }
         func crl(_ hex: String, _ name: String) throws(AttestationError) -> CertificateRevocationList {
-            guard let der = CollateralHex.bytes(hex) else {
+            guard let der = Hex.decode(hex) else {
                 throw AttestationError(.malformedCollateral, "the \(name) is not hex DER")
             }
             return try CertificateRevocationList(derEncoded: der)

@@ -66,35 +66,13 @@ enum CollateralDate {
 enum CollateralHex {
     static func decode<K: CodingKey>(_ container: KeyedDecodingContainer<K>, _ key: K, length: Int) throws -> [UInt8] {
         let text = try container.decode(String.self, forKey: key)
-        guard let bytes = bytes(text), bytes.count == length else {
+        guard let bytes = Hex.decode(text), bytes.count == length else {
             throw DecodingError.dataCorruptedError(
                 forKey: key, in: container, debugDescription: "expected \(length * 2) hex digits")
         }
         return bytes
     }
 
-    static func bytes(_ text: String) -> [UInt8]? {
-        let digits = Array(text.utf8)
-        guard digits.count % 2 == 0 else { return nil }
-        var result: [UInt8] = []
-        result.reserveCapacity(digits.count / 2)
-        var index = 0
-        while index < digits.count {
-            guard let high = nibble(digits[index]), let low = nibble(digits[index + 1]) else { return nil }
-            result.append(high << 4 | low)
-            index += 2
-        }
-        return result
-    }
-
-    private static func nibble(_ digit: UInt8) -> UInt8? {
-        switch digit {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return digit - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return digit - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return digit - UInt8(ascii: "A") + 10
-        default: return nil
-        }
-    }
 }
 
 /// Reads one collateral JSON object in place, mapping any syntax or content error to

@@ -80,8 +80,8 @@ public struct TCBInfo: Sendable, Hashable {
         version = try required(fields.version, "version")
         issueDate = try required(fields.issueDate.flatMap(CollateralDate.parse), "issueDate")
         nextUpdate = try required(fields.nextUpdate.flatMap(CollateralDate.parse), "nextUpdate")
-        fmspc = try required(fields.fmspc.flatMap(CollateralHex.bytes).flatMap { $0.count == 6 ? $0 : nil }, "fmspc")
-        pceID = try required(fields.pceID.flatMap(CollateralHex.bytes).flatMap { $0.count == 2 ? $0 : nil }, "pceId")
+        fmspc = try required(fields.fmspc.flatMap(Hex.decode).flatMap { $0.count == 6 ? $0 : nil }, "fmspc")
+        pceID = try required(fields.pceID.flatMap(Hex.decode).flatMap { $0.count == 2 ? $0 : nil }, "pceId")
         levels = try required(fields.levels, "tcbLevels")
         tdxModule = fields.tdxModule
         tdxModuleIdentities = fields.tdxModuleIdentities
@@ -172,9 +172,9 @@ public struct TCBInfo: Sendable, Hashable {
         try reader.object { reader, key in
             switch key {
             case "id": id = try reader.string()
-            case "mrsigner": signer = CollateralHex.bytes(try reader.string())
-            case "attributes": attributes = CollateralHex.bytes(try reader.string())
-            case "attributesMask": mask = CollateralHex.bytes(try reader.string())
+            case "mrsigner": signer = Hex.decode(try reader.string())
+            case "attributes": attributes = Hex.decode(try reader.string())
+            case "attributesMask": mask = Hex.decode(try reader.string())
             case "tcbLevels":
                 try reader.array { reader in
                     let level = try ISVLevel.read(&reader, in: "TDX module identity")
@@ -239,7 +239,7 @@ public struct EnclaveIdentity: Sendable, Hashable {
             }
         }
         func hex(_ field: String, _ length: Int) throws(AttestationError) -> [UInt8] {
-            guard let bytes = text[field].flatMap(CollateralHex.bytes), bytes.count == length else {
+            guard let bytes = text[field].flatMap(Hex.decode), bytes.count == length else {
                 throw AttestationError(
                     .malformedCollateral, "the QE Identity's \(field) is missing or not \(length * 2) hex digits")
             }

@@ -106,8 +106,8 @@ extension SimulatedPlatform {
         do {
             let stored = try JSONDecoder().decode(StoredConfiguration.self, from: Data(text(File.configuration).utf8))
             var configuration = Configuration()
-            configuration.fmspc = CollateralHex.bytes(stored.fmspc) ?? configuration.fmspc
-            configuration.pceID = CollateralHex.bytes(stored.pceID) ?? configuration.pceID
+            configuration.fmspc = Hex.decode(stored.fmspc) ?? configuration.fmspc
+            configuration.pceID = Hex.decode(stored.pceID) ?? configuration.pceID
             configuration.tcbComponents = stored.tcbComponents
             configuration.pceSVN = stored.pceSVN
             configuration.qeSVN = stored.qeSVN

@@ -263,7 +263,4 @@ public struct QuoteVerifier: Sendable {
     }
 }
 
-func hexString(_ bytes: [UInt8]) -> String {
-    let digits = Array("0123456789ABCDEF".utf8)
-    return String(decoding: bytes.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 0xF)]] }, as: UTF8.self)
-}
+func hexString(_ bytes: [UInt8]) -> String { Hex.encode(bytes, uppercase: true) }

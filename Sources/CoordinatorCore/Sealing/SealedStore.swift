@@ -1,3 +1,4 @@
+import Attestation
 import Crypto
 import Foundation
 import Store
@@ -22,13 +23,7 @@ struct SealedStore: Sendable {
     }
 
     func storageName(_ name: String) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var text: [UInt8] = Array("k/".utf8)
-        for byte in HMAC<SHA256>.authenticationCode(for: Array(name.utf8), using: nameKey) {
-            text.append(digits[Int(byte >> 4)])
-            text.append(digits[Int(byte & 0x0F)])
-        }
-        return String(decoding: text, as: UTF8.self)
+        "k/" + Hex.encode(HMAC<SHA256>.authenticationCode(for: Array(name.utf8), using: nameKey))
     }
 
     private func associatedData(_ name: String) -> [UInt8] { Array("\(Self.formatTag)|\(name)".utf8) }

@@ -8,7 +8,6 @@ import Logging
 import Manifest
 import Metrics
 import NIOCore
-import SwiftASN1
 import X509
 
 /// The request context of the client API: it keeps the connection's channel so that handlers
@@ -78,7 +77,7 @@ struct ClientAPI: Sendable {
             nonce = decoded
         }
         let pki = await coordinator.pki
-        let rootDER = try Self.der(pki.root)
+        let rootDER = try pki.root.derBytes()
         let reportData = Array(SHA256.hash(data: rootDER + nonce))
         let quote: [UInt8]
         do throws(AttestationError) {
@@ -142,12 +141,6 @@ struct ClientAPI: Sendable {
         }
         guard let manifest else { throw RequestError("the body has no \"manifest\" field") }
         return manifest
-    }
-
-    static func der(_ certificate: Certificate) throws -> [UInt8] {
-        var serializer = DER.Serializer()
-        try serializer.serialize(certificate)
-        return serializer.serializedBytes
     }
 }
 

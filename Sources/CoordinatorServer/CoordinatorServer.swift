@@ -13,7 +13,6 @@ import NIOSSL
 import Prometheus
 import ServiceLifecycle
 import Store
-import SwiftASN1
 import X509
 
 /// The Coordinator process: the core on its sealed store, the client REST API, the marble mesh
@@ -65,7 +64,7 @@ public struct CoordinatorServer: Sendable {
             metadata: ["state": "\(state.rawValue)", "root": "\(pki.root.subject)", "manifest": "\(fingerprint)"])
         try await setStartupManifest(coordinator)
 
-        let rootDER = try ClientAPI.der(pki.root)
+        let rootDER = try pki.root.derBytes()
         let keyDER = pki.rootKey.derRepresentation
         let api = ClientAPI(
             coordinator: coordinator, quoteIssuer: quoteIssuer, maximumBodySize: configuration.maximumBodySize,

@@ -5,7 +5,6 @@ import GRPCNIOTransportHTTP2
 import Logging
 import MeshAPI
 import Metrics
-import SwiftASN1
 import X509
 
 /// `rpc.Marble/Activate` (compat §2): the marble's TLS client certificate, which the quote must
@@ -25,14 +24,15 @@ struct MeshService: Rpc_Marble.SimpleServiceProtocol {
             else {
                 throw CoordinatorError(.keyBinding, "the marble presented no TLS client certificate")
             }
-            var serializer = DER.Serializer()
-            try? serializer.serialize(certificate)
+            guard let der = try? certificate.derBytes() else {
+                throw CoordinatorError(.keyBinding, "the marble's TLS client certificate cannot be encoded")
+            }
             result = .success(
                 try await coordinator.activate(
                     ActivationRequest(
                         quote: Array(request.quote), csr: Array(request.csr), marbleType: request.marbleType,
                         uuid: request.uuid),
-                    peerCertificate: serializer.serializedBytes))
+                    peerCertificate: der))
         } catch {
             result = .failure(error)
         }

@@ -21,30 +21,42 @@ struct CoordinatorBinaryTests {
         _ coordinator: CoordinatorProcess, root: [UInt8], marble: TestMarble, quote: [UInt8], type: String,
         uuid: UUID = UUID()
     ) async throws -> Rpc_ActivationResp {
-        let transport = try HTTP2ClientTransport.Posix(
-            target: .ipv4(address: "127.0.0.1", port: coordinator.meshPort),
-            transportSecurity: .mTLS(
-                certificateChain: [.bytes(marble.certificate, format: .der)],
-                privateKey: .bytes(Array(marble.key.derRepresentation), format: .der)
-            ) { config in
-                config.trustRoots = .certificates([.bytes(root, format: .der)])
-            })
         var request = Rpc_ActivationReq()
         request.quote = Data(quote)
         request.csr = Data(marble.csr)
         request.marbleType = type
         request.uuid = uuid.uuidString
+        return try await send(request, to: coordinator, root: root, as: marble)
+    }
+
+    /// Sends a request as it is, with `marble`'s certificate (or none).
+    static func send(
+        _ request: Rpc_ActivationReq, to coordinator: CoordinatorProcess, root: [UInt8], as marble: TestMarble?
+    ) async throws -> Rpc_ActivationResp {
+        let security: HTTP2ClientTransport.Posix.TransportSecurity
+        if let marble {
+            security = .mTLS(
+                certificateChain: [.bytes(marble.certificate, format: .der)],
+                privateKey: .bytes(Array(marble.key.derRepresentation), format: .der)
+            ) { $0.trustRoots = .certificates([.bytes(root, format: .der)]) }
+        } else {
+            security = .tls { $0.trustRoots = .certificates([.bytes(root, format: .der)]) }
+        }
+        let transport = try HTTP2ClientTransport.Posix(
+            target: .ipv4(address: "127.0.0.1", port: coordinator.meshPort), transportSecurity: security)
         return try await withGRPCClient(transport: transport) { client in
             try await Rpc_Marble.Client(wrapping: client).activate(request)
         }
     }
 
-    static func expectRefusal(_ code: RPCError.Code, _ body: () async throws -> Rpc_ActivationResp) async {
+    static func expectRefusal(
+        _ code: RPCError.Code, _ what: String = "", _ body: () async throws -> Rpc_ActivationResp
+    ) async {
         do {
             _ = try await body()
-            Issue.record("the activation was accepted; expected \(code)")
+            Issue.record("\(what): the activation was accepted; expected \(code)")
         } catch let error as RPCError {
-            #expect(error.code == code, "\(error)")
+            #expect(error.code == code, "\(what): \(error)")
             #expect(!error.message.isEmpty)
         } catch {
             Issue.record("unexpected error \(error)")
@@ -275,6 +287,50 @@ struct CoordinatorBinaryTests {
         #expect(again == root && root != nil)
         let status = try coordinator.request("GET", "/api/v2/status")
         #expect((status.json["data"] as? [String: Any])?["code"] as? Int == 3)
+        #expect(await coordinator.stop() == 0)
+    }
+
+    @Test func malformedActivationsAreRefusedWithTheirStatusAndCountNothing() async throws {
+        let coordinator = try CoordinatorProcess()
+        let platform = try SimulatedPlatform.generate()
+        try platform.write(to: coordinator.simulationDirectory)
+        let enclave = ActivationManifest.enclave(on: platform)
+        let manifestFile = coordinator.directory.appendingPathComponent("manifest.json")
+        try Data(ActivationManifest.bytes(signerID: enclave.signerID, maxActivations: 1)).write(to: manifestFile)
+        try await coordinator.start(
+            extraArguments: ["--startup-manifest", manifestFile.path, "--dns-names", "localhost,127.0.0.1"])
+        let chainText = try #require(
+            (try coordinator.request("GET", "/api/v2/quote").json["data"] as? [String: Any])?["cert"] as? String)
+        let root = try #require(try Self.pemBlocks(chainText).last)
+        let marble = try TestMarble()
+        func request(quote: [UInt8], csr: [UInt8]? = nil, uuid: String = UUID().uuidString) -> Rpc_ActivationReq {
+            var request = Rpc_ActivationReq()
+            request.quote = Data(quote)
+            request.csr = Data(csr ?? marble.csr)
+            request.marbleType = "backend"
+            request.uuid = uuid
+            return request
+        }
+        let good = try marble.quote(platform, enclave: enclave)
+        let cases: [(String, Rpc_ActivationReq, RPCError.Code)] = [
+            ("garbage quote", request(quote: Array("not a quote".utf8)), .permissionDenied),
+            ("truncated quote", request(quote: Array(good.prefix(good.count / 2))), .permissionDenied),
+            ("empty quote", request(quote: []), .permissionDenied),
+            ("not a UUID", request(quote: good, uuid: "../../etc"), .invalidArgument),
+            ("not a CSR", request(quote: good, csr: [0x30, 0x03, 0x02, 0x01, 0x00]), .invalidArgument),
+            // Over the 1 MiB limit grpc-swift resets the stream before the handler runs: the client sees UNAVAILABLE.
+            ("2 MiB request", request(quote: [UInt8](repeating: 7, count: 2 << 20)), .unavailable),
+        ]
+        for (name, bad, code) in cases {
+            await Self.expectRefusal(code, name) { try await Self.send(bad, to: coordinator, root: root, as: marble) }
+        }
+        // Without a client certificate the TLS handshake itself fails.
+        await #expect(throws: (any Error).self) {
+            try await Self.send(request(quote: good), to: coordinator, root: root, as: nil)
+        }
+        // None of these counted: the one activation MaxActivations allows still succeeds.
+        let response = try await Self.send(request(quote: good), to: coordinator, root: root, as: marble)
+        #expect(response.parameters.argv == ["backend", "--serve"])
         #expect(await coordinator.stop() == 0)
     }
 

@@ -1,4 +1,5 @@
 import Attestation
+import CoordinatorCore
 import Crypto
 import Foundation
 import GRPCCore
@@ -9,6 +10,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import NIOTLS
+import Store
 import X509
 
 // Coordinator benchmarks: `swift build -c release --product coordinator && swift run -c release coordinator-bench [seconds]`.
@@ -22,6 +24,12 @@ let products = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksI
 
 if arguments.first == "handshake-server" {
     try await HandshakeServer.run(port: Int(arguments.dropFirst().first ?? "") ?? 0)
+    exit(0)
+}
+if arguments.first == "grpc-server", arguments.count == 3 {
+    let response = try Rpc_ActivationResp(
+        serializedBytes: Array(try Data(contentsOf: URL(fileURLWithPath: arguments.last!))))
+    try await HandshakeServer.runGRPC(port: Int(arguments.dropFirst().first!) ?? 0, response: response)
     exit(0)
 }
 
@@ -49,21 +57,29 @@ for _ in 0..<256 {
 }
 let prepared = marbles
 
-let clientPort = Int.random(in: 20_000..<40_000)
-let meshPort = Int.random(in: 40_000..<50_000)
-let handshakePort = Int.random(in: 50_000..<60_000)
+// Below Linux's ephemeral range (32768–60999), which the load's own connections use up.
+let clientPort = Int.random(in: 10_000..<15_000)
+let meshPort = Int.random(in: 15_000..<20_000)
+let handshakePort = Int.random(in: 20_000..<25_000)
+let grpcBaselinePort = Int.random(in: 25_000..<30_000)
 
 /// A child process and the stream that reports its exit.
 struct Child {
     let process: Process
     let exited: AsyncStream<Int32>
+    let log: URL
 
     init(_ executable: URL, _ arguments: [String]) throws {
         process = Process()
         process.executableURL = executable
         process.arguments = arguments
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
+        // Output goes to a log in the work directory, shown if the child fails.
+        let log = work.appendingPathComponent("\(executable.lastPathComponent)-\(arguments.first ?? "")-\(UUID()).log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        self.log = log
+        let handle = try FileHandle(forWritingTo: log)
+        process.standardOutput = handle
+        process.standardError = handle
         let (stream, continuation) = AsyncStream<Int32>.makeStream()
         exited = stream
         process.terminationHandler = { continuation.yield($0.terminationStatus) }
@@ -139,6 +155,26 @@ func report(_ name: String, _ result: (count: Int, latencies: [Duration])) -> Do
     return rate
 }
 
+// The Coordinator's own work in-process, without TLS or gRPC: the same core and SQLite store,
+// 64 concurrent activations, each bound to its marble's certificate.
+let inProcess: Coordinator = try await {
+    let platformDirectory = work.appendingPathComponent("in-process")
+    try FileManager.default.createDirectory(at: platformDirectory, withIntermediateDirectories: true)
+    let coordinator = try await Coordinator.start(
+        verifier: platform.verifier, collateralProvider: StaticCollateralProvider(platform.collateral),
+        store: try await SQLiteStore.open(path: platformDirectory.appendingPathComponent("state.db").path),
+        sealer: EphemeralSealer())
+    _ = try await coordinator.setManifest(ActivationManifest.bytes(signerID: enclave.signerID, maxActivations: 0))
+    return coordinator
+}()
+func activateInProcess(_ index: Int) async throws {
+    let (marble, quote) = prepared[index % prepared.count]
+    let parameters = try await inProcess.activate(
+        ActivationRequest(quote: quote, csr: marble.csr, marbleType: "backend", uuid: UUID().uuidString),
+        peerCertificate: marble.certificate)
+    guard !parameters.env.isEmpty else { throw BenchError("an activation returned no parameters") }
+}
+
 print("| benchmark (\(concurrency) concurrent clients, \(Int(seconds)) s) | rate | p50 | p99 | completed |")
 print("|---|---|---|---|---|")
 
@@ -158,23 +194,41 @@ for label in ["fresh state (new CA, start-up manifest)", "restart (unseal SQLite
     }
 }
 
-/// One marble activation over a new mutual-TLS connection, as a marble's premain makes it.
-func activate(_ index: Int) async throws {
+/// The activation request of marble `index`, with a fresh UUID.
+func request(_ index: Int) -> (request: Rpc_ActivationReq, marble: TestMarble) {
     let (marble, quote) = prepared[index % prepared.count]
+    var request = Rpc_ActivationReq()
+    request.quote = Data(quote)
+    request.csr = Data(marble.csr)
+    request.marbleType = "backend"
+    request.uuid = UUID().uuidString
+    return (request, marble)
+}
+
+/// One marble activation with grpc-swift, as a marble's premain makes it: a new client transport
+/// (mutual TLS), `Activate`, close.
+func activateWithGRPCSwift(_ index: Int) async throws {
+    let (request, marble) = request(index)
     let transport = try HTTP2ClientTransport.Posix(
         target: .ipv4(address: "127.0.0.1", port: meshPort),
         transportSecurity: .mTLS(
             certificateChain: [.bytes(marble.certificate, format: .der)],
             privateKey: .bytes(Array(marble.key.derRepresentation), format: .der)
         ) { $0.serverCertificateVerification = .noVerification })
-    var request = Rpc_ActivationReq()
-    request.quote = Data(quote)
-    request.csr = Data(marble.csr)
-    request.marbleType = "backend"
-    request.uuid = UUID().uuidString
     let response = try await withGRPCClient(transport: transport) { client in
         try await Rpc_Marble.Client(wrapping: client).activate(request)
     }
+    guard !response.parameters.env.isEmpty else { throw BenchError("an activation returned no parameters") }
+}
+
+/// The same activation from the lean client, with each marble's TLS context made once.
+let leanContexts = try prepared.map {
+    try LeanActivationClient.makeContext(
+        certificate: $0.marble.certificate, key: Array($0.marble.key.derRepresentation))
+}
+func activateWithLeanClient(_ index: Int) async throws {
+    let response = try await LeanActivationClient.activate(
+        request(index).request, port: meshPort, context: leanContexts[index % leanContexts.count])
     guard !response.parameters.env.isEmpty else { throw BenchError("an activation returned no parameters") }
 }
 
@@ -188,18 +242,75 @@ func cpuSeconds(_ pid: Int32) -> Double {
     return (user + system) / 100
 }
 
-let cpuBefore = cpuSeconds(coordinator!.process.processIdentifier)
-let activations: (count: Int, latencies: [Duration])
-do {
-    activations = try await load(activate)
-} catch {
-    await coordinator?.stop()
-    print("coordinator-bench: an activation failed: \(error)")
+let ownPID = ProcessInfo.processInfo.processIdentifier
+
+/// A load phase with the CPU used by the server process and by this (client) process.
+struct Phase {
+    var count: Int
+    var latencies: [Duration]
+    var serverCPU: Double
+    var clientCPU: Double
+}
+
+/// Stops `child`, prints the error and the end of the child's log, and exits non-zero.
+func fail(_ what: String, _ error: any Error, _ child: Child) async -> Never {
+    await child.stop()
+    print("coordinator-bench: \(what): \(error)")
+    if let log = try? String(contentsOf: child.log, encoding: .utf8), !log.isEmpty {
+        print("The end of \(child.log.lastPathComponent):\n\(log.suffix(4000))")
+    }
     exit(1)
 }
-let coordinatorCPU = cpuSeconds(coordinator!.process.processIdentifier) - cpuBefore
-let activationRate = report("marble activation (mTLS connect + Activate + close)", activations)
+
+func measure(server: Int32, _ body: @escaping @Sendable (Int) async throws -> Void) async throws -> Phase {
+    let serverBefore = cpuSeconds(server)
+    let clientBefore = cpuSeconds(ownPID)
+    let result = try await load(body)
+    // In-process, the server is this process: its CPU is all the server's.
+    return Phase(
+        count: result.count, latencies: result.latencies, serverCPU: cpuSeconds(server) - serverBefore,
+        clientCPU: server == ownPID ? .nan : cpuSeconds(ownPID) - clientBefore)
+}
+
+let coordinatorPID = coordinator!.process.processIdentifier
+var phases: [(name: String, phase: Phase)] = []
+do {
+    phases.append(
+        ("Coordinator.activate in-process (no TLS, no gRPC)", try await measure(server: ownPID, activateInProcess)))
+    phases.append(
+        ("marble activation, grpc-swift client", try await measure(server: coordinatorPID, activateWithGRPCSwift)))
+    phases.append(
+        ("marble activation, lean NIO HTTP/2 client", try await measure(server: coordinatorPID, activateWithLeanClient))
+    )
+    // One more, recorded for the gRPC-only baseline below.
+    let recorded = try await LeanActivationClient.activate(request(0).request, port: meshPort, context: leanContexts[0])
+    try Data(try recorded.serializedBytes() as [UInt8]).write(to: work.appendingPathComponent("response.bin"))
+} catch {
+    await fail("an activation failed", error, coordinator!)
+}
 await coordinator?.stop()
+
+// The gRPC stack alone: grpc-swift with the Coordinator's transport settings, answering every
+// Activate with the recorded Coordinator response (same size) and doing no work.
+let grpcBaseline = try Child(
+    products.appendingPathComponent("coordinator-bench"),
+    ["grpc-server", String(grpcBaselinePort), work.appendingPathComponent("response.bin").path])
+_ = try await waitForPort(grpcBaselinePort, since: .now)
+func activateCanned(_ index: Int) async throws {
+    let response = try await LeanActivationClient.activate(
+        request(index).request, port: grpcBaselinePort, context: leanContexts[index % leanContexts.count])
+    guard !response.parameters.env.isEmpty else { throw BenchError("the canned response has no parameters") }
+}
+do {
+    phases.append(
+        (
+            "gRPC stack only (canned Activate response), lean client",
+            try await measure(server: grpcBaseline.process.processIdentifier, activateCanned)
+        ))
+} catch {
+    await fail("a call to the gRPC baseline failed", error, grpcBaseline)
+}
+await grpcBaseline.stop()
 
 // The bare NIO mutual-TLS handshake: same key type, same client verification callback, own process.
 let handshakeServer = try Child(
@@ -225,27 +336,41 @@ final class HandshakeWaiter: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) { promise.fail(ChannelError.alreadyClosed) }
 }
 
-let handshakeRate = report(
-    "bare NIO mTLS handshake (connect + handshake + close)",
-    try await load { _ in
-        let loop = MultiThreadedEventLoopGroup.singleton.next()
-        let done = loop.makePromise(of: Void.self)
-        let channel = try await ClientBootstrap(group: loop).channelInitializer { channel in
-            channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(
-                    NIOSSLClientHandler(context: clientContext, serverHostname: nil))
-                try channel.pipeline.syncOperations.addHandler(HandshakeWaiter(done))
+do {
+    phases.append(
+        (
+            "bare NIO mTLS handshake (connect + handshake + close)",
+            try await measure(server: handshakeServer.process.processIdentifier) { _ in
+                let loop = MultiThreadedEventLoopGroup.singleton.next()
+                let done = loop.makePromise(of: Void.self)
+                let channel = try await ClientBootstrap(group: loop).channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(
+                            NIOSSLClientHandler(context: clientContext, serverHostname: nil))
+                        try channel.pipeline.syncOperations.addHandler(HandshakeWaiter(done))
+                    }
+                }.connect(host: "127.0.0.1", port: handshakePort).get()
+                try await done.futureResult.get()
+                try await channel.close()
             }
-        }.connect(host: "127.0.0.1", port: handshakePort).get()
-        try await done.futureResult.get()
-        try await channel.close()
-    })
+        ))
+} catch {
+    await fail("a bare handshake failed", error, handshakeServer)
+}
 await handshakeServer.stop()
 
+/// "CPU per operation in ms (cores busy)" for a phase.
+func cpu(_ used: Double, per count: Int) -> String {
+    used.isNaN ? "—" : String(format: "%.2f ms (%.2f cores)", 1000 * used / Double(count), used / seconds)
+}
+let rates = phases.map { report($0.name, ($0.phase.count, $0.phase.latencies)) }
 print("")
-print(String(format: "Activations reach %.0f %% of the bare handshake rate.", 100 * activationRate / handshakeRate))
-print(
-    String(
-        format: "Coordinator CPU per activation: %.2f ms (%.2f cores busy; the clients share the same cores).",
-        1000 * coordinatorCPU / Double(activations.count), coordinatorCPU / seconds))
+for (name, rate) in zip(phases.map(\.name), rates).dropLast() {
+    print(String(format: "%@: %.0f %% of the bare handshake rate.", name, 100 * rate / rates.last!))
+}
+print("")
+print("CPU per operation (cores busy over the run): server | clients")
+for (name, phase) in phases {
+    print("- \(name): \(cpu(phase.serverCPU, per: phase.count)) | \(cpu(phase.clientCPU, per: phase.count))")
+}
 print("Start → serving (both ports accept), release binary, SQLite store: " + starts.joined(separator: "; "))

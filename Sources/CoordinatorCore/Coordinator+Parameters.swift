@@ -35,7 +35,8 @@ struct ParameterIssuer: Sendable {
         now: Date
     ) throws -> ActivationParameters {
         // The Coordinator makes the marble's key, as MarbleRun does; the CSR only names SANs.
-        let marbleKey = P256.Signing.PrivateKey()
+        // Not compact-representable: the key travels as DER, and that form costs retries.
+        let marbleKey = P256.Signing.PrivateKey(compactRepresentable: false)
         let requested = (try? csr.attributes.extensionRequest?.extensions.subjectAlternativeNames) ?? nil
         let certificate = try pki.issueMarbleCertificate(
             publicKey: .init(marbleKey.publicKey), uuid: uuid, marbleType: marbleType,

@@ -24,8 +24,8 @@ public final class PreparedCollateral: Sendable {
         var pckKey: P256.Signing.PublicKey
         var pckExtension: PCKExtension
         var window: Window
-        /// QE reports (with their signatures) whose PCK signature was checked.
-        var verifiedQEReports: Set<[UInt8]> = []
+        /// Digests of QE reports (with their signatures) whose PCK signature was checked.
+        var verifiedQEReports: Set<SHA256Digest> = []
     }
 
     /// Bounds memory on a Coordinator serving many platforms: past this many, start afresh.
@@ -37,7 +37,9 @@ public final class PreparedCollateral: Sendable {
     let evaluation: TCBEvaluation
     let qeIdentity: EnclaveIdentity
     let window: Window
-    private let platforms = Mutex<[CertificationData: Platform]>([:])
+    /// Keyed by ``key(for:)``: hashing a 4 KiB certification chain on every lookup cost more than
+    /// the lookup saved.
+    private let platforms = Mutex<[SHA256Digest: Platform]>([:])
 
     init(
         collateral: Collateral, trustedRoot: Certificate, evaluation: TCBEvaluation, qeIdentity: EnclaveIdentity,
@@ -53,8 +55,24 @@ public final class PreparedCollateral: Sendable {
     /// When the earliest of the checked documents, CRLs and certificates expires.
     public var validUntil: Date { window.until }
 
+    /// The table key of a platform: SHA-256 of its certification data type and bytes.
+    static func key(for data: CertificationData) -> SHA256Digest {
+        var hasher = SHA256()
+        hasher.update(data: [UInt8(truncatingIfNeeded: data.type), UInt8(truncatingIfNeeded: data.type >> 8)])
+        hasher.update(data: data.data)
+        return hasher.finalize()
+    }
+
+    /// The table key of a QE report and its signature.
+    static func key(qeReport: [UInt8], signature: [UInt8]) -> SHA256Digest {
+        var hasher = SHA256()
+        hasher.update(data: qeReport)
+        hasher.update(data: signature)
+        return hasher.finalize()
+    }
+
     func platform(
-        for key: CertificationData, at time: Date, create: () throws(AttestationError) -> Platform
+        for key: SHA256Digest, at time: Date, create: () throws(AttestationError) -> Platform
     ) throws(AttestationError) -> Platform {
         if let known = platforms.withLock({ $0[key] }), known.window.contains(time) { return known }
         let platform = try create()
@@ -65,11 +83,11 @@ public final class PreparedCollateral: Sendable {
         return platform
     }
 
-    func hasVerifiedQEReport(_ report: [UInt8], platform key: CertificationData) -> Bool {
+    func hasVerifiedQEReport(_ report: SHA256Digest, platform key: SHA256Digest) -> Bool {
         platforms.withLock { $0[key]?.verifiedQEReports.contains(report) ?? false }
     }
 
-    func rememberVerifiedQEReport(_ report: [UInt8], platform key: CertificationData) {
+    func rememberVerifiedQEReport(_ report: SHA256Digest, platform key: SHA256Digest) {
         platforms.withLock { table in
             guard var platform = table[key] else { return }
             if platform.verifiedQEReports.count >= Self.maximumQEReportsPerPlatform {

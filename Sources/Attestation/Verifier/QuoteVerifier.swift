@@ -81,9 +81,9 @@ public struct QuoteVerifier: Sendable {
             try preparePlatform(
                 quote.certificationData, collateral: prepared.collateral, tcbInfo: evaluation.tcbInfo, at: time)
         }
+        let platformKey = PreparedCollateral.key(for: quote.certificationData)
         let platform =
-            remember
-            ? try prepared.platform(for: quote.certificationData, at: time, create: makePlatform) : try makePlatform()
+            remember ? try prepared.platform(for: platformKey, at: time, create: makePlatform) : try makePlatform()
         if quote.isTDX != (evaluation.tcbInfo.id == "TDX") {
             throw AttestationError(
                 .collateralMismatch,
@@ -92,14 +92,14 @@ public struct QuoteVerifier: Sendable {
         }
 
         // The quote itself: QE report by the PCK key, its binding to the attestation key, the quote signature.
-        let qeReportKey = remember ? quote.qeReport.raw + quote.qeReportSignature : []
-        if !remember || !prepared.hasVerifiedQEReport(qeReportKey, platform: quote.certificationData) {
+        let qeReportKey = PreparedCollateral.key(qeReport: quote.qeReport.raw, signature: quote.qeReportSignature)
+        if !remember || !prepared.hasVerifiedQEReport(qeReportKey, platform: platformKey) {
             guard Self.isValid(rawSignature: quote.qeReportSignature, of: quote.qeReport.raw, by: platform.pckKey)
             else {
                 throw AttestationError(
                     .qeReportSignature, "the QE report's signature does not verify with the PCK certificate's key")
             }
-            if remember { prepared.rememberVerifiedQEReport(qeReportKey, platform: quote.certificationData) }
+            if remember { prepared.rememberVerifiedQEReport(qeReportKey, platform: platformKey) }
         }
         let binding = Array(SHA256.hash(data: quote.attestationKey + quote.qeAuthData))
         let qeReportData = quote.qeReport.reportData

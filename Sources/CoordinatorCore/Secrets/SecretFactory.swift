@@ -48,15 +48,16 @@ struct SecretFactory {
         let privateDER: [UInt8]
         switch definition.type {
         case "cert-ecdsa":
+            // Keys travel in DER/PEM, never in compact form: skip the retries that make it possible.
             switch definition.size {
             case 384:
-                let key = P384.Signing.PrivateKey()
+                let key = P384.Signing.PrivateKey(compactRepresentable: false)
                 (publicKey, privateDER) = (.init(key.publicKey), Array(key.derRepresentation))
             case 521:
-                let key = P521.Signing.PrivateKey()
+                let key = P521.Signing.PrivateKey(compactRepresentable: false)
                 (publicKey, privateDER) = (.init(key.publicKey), Array(key.derRepresentation))
             case 256:
-                let key = P256.Signing.PrivateKey()
+                let key = P256.Signing.PrivateKey(compactRepresentable: false)
                 (publicKey, privateDER) = (.init(key.publicKey), Array(key.derRepresentation))
             default:
                 throw CoordinatorError(

@@ -75,7 +75,7 @@ struct Child {
         process.arguments = arguments
         // Output goes to a log in the work directory, shown if the child fails.
         let log = work.appendingPathComponent("\(executable.lastPathComponent)-\(arguments.first ?? "")-\(UUID()).log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         self.log = log
         let handle = try FileHandle(forWritingTo: log)
         process.standardOutput = handle

@@ -54,6 +54,7 @@ let package = Package(
             name: "MarblerunCLI",
             dependencies: [
                 "Manifest",
+                "AuditLog",
                 "Attestation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -94,11 +95,21 @@ let package = Package(
             name: "Store",
             dependencies: [.product(name: "SQLiteNIO", package: "sqlite-nio")]
         ),
+        // The update log: signed, hash-chained JSON lines that clients verify offline.
+        .target(
+            name: "AuditLog",
+            dependencies: [
+                "JSONText",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+            ]
+        ),
         // The Coordinator without networking: states, CA, manifest, secrets, activation, sealed state.
         .target(
             name: "CoordinatorCore",
             dependencies: [
                 "JSONText",
+                "AuditLog",
                 "Manifest",
                 "Attestation",
                 "Store",
@@ -191,6 +202,14 @@ let package = Package(
         .testTarget(
             name: "StoreTests",
             dependencies: ["Store"]
+        ),
+        .testTarget(
+            name: "AuditLogTests",
+            dependencies: [
+                "AuditLog", "JSONText",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         .testTarget(
             name: "CoordinatorCoreTests",

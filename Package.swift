@@ -214,9 +214,10 @@ let package = Package(
         .testTarget(
             name: "CoordinatorCoreTests",
             dependencies: [
-                "CoordinatorCore", "Manifest", "Attestation", "ManifestTesting", "Store",
+                "CoordinatorCore", "Manifest", "Attestation", "ManifestTesting", "Store", "AuditLog",
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
             ]
         ),

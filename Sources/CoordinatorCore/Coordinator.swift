@@ -1,4 +1,5 @@
 import Attestation
+import AuditLog
 import Crypto
 import Foundation
 import Manifest
@@ -55,13 +56,15 @@ public actor Coordinator {
     public private(set) var state: State
     public private(set) var pki: CoordinatorPKI
     let rootSecret: SymmetricKey
-    private var core: CoreState
-    private var coreVersion: Int64
+    var core: CoreState
+    var coreVersion: Int64
     private var document: ManifestDocument?
     private(set) var sharedSecrets: [String: SecretValue]
+    /// The update log's position; appended to in the same commit as each change.
+    var trail: AuditTrail
     private var prepared: [SHA256Digest: PreparedCollateral] = [:]
     /// Rebuilt whenever the PKI or the shared secrets change (set to nil there).
-    private var cachedIssuer: ParameterIssuer?
+    var cachedIssuer: ParameterIssuer?
 
     /// Starts a Coordinator on `store`: a new one when the store is empty, else the one whose
     /// state the store holds, unsealed with `sealer`. State that cannot be unsealed or does not
@@ -102,10 +105,12 @@ public actor Coordinator {
                 throw CoordinatorError(.sealedState, "the sealed manifest no longer validates")
             }
         }
+        let trail = try await AuditTrail.load(from: sealed)
+        try await trail.verify(in: sealed, root: pki.root)
         return Coordinator(
             configuration: configuration, verifier: verifier, collateralProvider: collateralProvider, sealed: sealed,
             pki: pki, core: core,
-            coreVersion: record.version, document: document)
+            coreVersion: record.version, document: document, trail: trail)
     }
 
     private static func create(
@@ -142,14 +147,15 @@ public actor Coordinator {
         return Coordinator(
             configuration: configuration, verifier: verifier, collateralProvider: collateralProvider, sealed: sealed,
             pki: pki, core: core,
-            coreVersion: 1, document: nil)
+            coreVersion: 1, document: nil, trail: AuditTrail())
     }
 
     private init(
         configuration: Configuration, verifier: QuoteVerifier, collateralProvider: any CollateralProvider,
         sealed: SealedStore,
-        pki: CoordinatorPKI, core: CoreState, coreVersion: Int64, document: ManifestDocument?
+        pki: CoordinatorPKI, core: CoreState, coreVersion: Int64, document: ManifestDocument?, trail: AuditTrail
     ) {
+        self.trail = trail
         self.configuration = configuration
         self.verifier = verifier
         self.collateralProvider = collateralProvider
@@ -220,9 +226,14 @@ public actor Coordinator {
         } catch {
             throw CoordinatorError(.internalFailure, "generating the manifest's secrets failed")
         }
-        try await sealed.commit([try sealed.write("core", newCore.encoded(), expectedVersion: coreVersion)])
+        let fingerprint = document.fingerprint
+        let (logWrites, nextTrail) = try trail.appending(
+            event: AuditEvent.manifestSet, user: nil, details: ["manifestFingerprint": fingerprint],
+            at: configuration.now(), signedBy: pki.rootKey, in: sealed)
+        try await sealed.commit([try sealed.write("core", newCore.encoded(), expectedVersion: coreVersion)] + logWrites)
         core = newCore
         coreVersion += 1
+        trail = nextTrail
         self.document = document
         sharedSecrets = secrets
         cachedIssuer = nil
@@ -384,7 +395,8 @@ public actor Coordinator {
         do {
             let issuer = try ParameterIssuer(
                 pki: pki, marbleCertificateValidity: configuration.marbleCertificateValidity,
-                sharedSecrets: sharedSecrets, rootSecret: rootSecret)
+                sharedSecrets: sharedSecrets.merging(core.userDefinedSecrets) { shared, _ in shared },
+                rootSecret: rootSecret)
             cachedIssuer = issuer
             return issuer
         } catch {

@@ -36,6 +36,12 @@ extension CoordinatorError.Code {
     /// The sealed state cannot be unsealed or does not authenticate.
     public static let sealedState = Self(rawValue: "sealed-state")
     public static let storeUnavailable = Self(rawValue: "store-unavailable")
+    /// The request needs a manifest user's client certificate and has none that matches.
+    public static let unauthenticated = Self(rawValue: "unauthenticated")
+    /// The user's roles do not allow the request.
+    public static let forbidden = Self(rawValue: "forbidden")
+    /// A named thing (a secret, a pending update) does not exist.
+    public static let notFound = Self(rawValue: "not-found")
     /// A concurrent change won; the request may be retried.
     public static let conflict = Self(rawValue: "conflict")
 }

@@ -8,8 +8,9 @@ extension CoordinatorError {
         switch code {
         case .wrongState: return .conflict
         case .invalidManifest, .invalidRequest: return .badRequest
-        case .unknownMarbleType: return .notFound
-        case .attestation, .keyBinding: return .forbidden
+        case .unknownMarbleType, .notFound: return .notFound
+        case .attestation, .keyBinding, .forbidden: return .forbidden
+        case .unauthenticated: return .unauthorized
         case .activationLimit: return .tooManyRequests
         case .conflict: return .conflict
         case .storeUnavailable: return .serviceUnavailable
@@ -21,8 +22,9 @@ extension CoordinatorError {
         switch code {
         case .wrongState: return .failedPrecondition
         case .invalidManifest, .invalidRequest: return .invalidArgument
-        case .unknownMarbleType: return .notFound
-        case .attestation, .keyBinding: return .permissionDenied
+        case .unknownMarbleType, .notFound: return .notFound
+        case .attestation, .keyBinding, .forbidden: return .permissionDenied
+        case .unauthenticated: return .unauthenticated
         case .activationLimit: return .resourceExhausted
         case .conflict: return .aborted
         case .storeUnavailable: return .unavailable

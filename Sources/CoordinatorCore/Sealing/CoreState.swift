@@ -11,6 +11,19 @@ struct CoreState: Codable, Sendable {
         var cert: [UInt8]
         var privateKey: [UInt8]
         var publicKey: [UInt8]
+
+        init(type: String, cert: [UInt8], privateKey: [UInt8], publicKey: [UInt8]) {
+            self.type = type
+            self.cert = cert
+            self.privateKey = privateKey
+            self.publicKey = publicKey
+        }
+
+        init(_ value: SecretValue) {
+            self.init(type: value.type, cert: value.cert, privateKey: value.privateKey, publicKey: value.publicKey)
+        }
+
+        var value: SecretValue { SecretValue(type: type, cert: cert, privateKey: privateKey, publicKey: publicKey) }
     }
 
     var format = 1
@@ -24,6 +37,8 @@ struct CoreState: Codable, Sendable {
     /// The manifest's exact bytes (its fingerprint is their SHA-256).
     var manifest: [UInt8]?
     var sharedSecrets: [String: StoredSecret]
+    /// Values users set for UserDefined secrets (absent in states written before users existed).
+    var userSecrets: [String: StoredSecret]?
 
     init(
         pki: CoordinatorPKI, curve: CACurve, rootSecret: [UInt8], manifest: [UInt8]?,
@@ -42,9 +57,7 @@ struct CoreState: Codable, Sendable {
         marbleRoot = try der(pki.marbleRoot)
         self.rootSecret = rootSecret
         self.manifest = manifest
-        self.sharedSecrets = sharedSecrets.mapValues {
-            StoredSecret(type: $0.type, cert: $0.cert, privateKey: $0.privateKey, publicKey: $0.publicKey)
-        }
+        self.sharedSecrets = sharedSecrets.mapValues(StoredSecret.init)
     }
 
     var pki: CoordinatorPKI {
@@ -57,10 +70,11 @@ struct CoreState: Codable, Sendable {
         }
     }
 
-    var secrets: [String: SecretValue] {
-        sharedSecrets.mapValues {
-            SecretValue(type: $0.type, cert: $0.cert, privateKey: $0.privateKey, publicKey: $0.publicKey)
-        }
+    var secrets: [String: SecretValue] { sharedSecrets.mapValues(\.value) }
+
+    var userDefinedSecrets: [String: SecretValue] {
+        get { (userSecrets ?? [:]).mapValues(\.value) }
+        set { userSecrets = newValue.mapValues(StoredSecret.init) }
     }
 
     func encoded() throws(CoordinatorError) -> [UInt8] {

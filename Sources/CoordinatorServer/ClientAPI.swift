@@ -31,9 +31,9 @@ struct ClientAPI: Sendable {
     /// Nonces are echoed into report data after hashing; a limit keeps requests cheap.
     static let maximumNonceSize = 1024
 
-    static let paths: Set<String> = [
+    static let paths: Set<String> = Set([
         "/api/v2/status", "/api/v2/quote", "/api/v2/manifest", "/status", "/quote", "/manifest",
-    ]
+    ]).union(userPaths)
 
     func router() -> Router<ClientRequestContext> {
         let router = Router(context: ClientRequestContext.self)
@@ -52,6 +52,7 @@ struct ClientAPI: Sendable {
             let body = try await request.body.collect(upTo: maximumBodySize)
             return try await JSend.success(setManifest(Array(buffer: body)))
         }
+        addUserRoutes(to: router)
         return router
     }
 

@@ -11,9 +11,10 @@ final class CoordinatorProcess: @unchecked Sendable {
     }()
 
     let directory: URL
-    let clientPort = Int.random(in: 20_000..<40_000)
-    let meshPort = Int.random(in: 40_000..<50_000)
-    let metricsPort = Int.random(in: 50_000..<60_000)
+    // Below Linux's ephemeral range (32768–60999), where outgoing connections could hold them.
+    let clientPort = Int.random(in: 10_000..<17_000)
+    let meshPort = Int.random(in: 17_000..<24_000)
+    let metricsPort = Int.random(in: 24_000..<31_000)
     private var process: Process?
     private var exit: Task<Int32, Never>?
 
@@ -83,11 +84,14 @@ final class CoordinatorProcess: @unchecked Sendable {
     }
 
     /// A JSend answer: HTTP status and the decoded envelope.
-    func request(_ method: String, _ path: String, body: String? = nil, bodyFile: String? = nil, cacert: String? = nil)
-        throws -> (status: Int, json: [String: Any])
-    {
+    /// `identity` is a client certificate and key (PEM files) to present.
+    func request(
+        _ method: String, _ path: String, body: String? = nil, bodyFile: String? = nil, cacert: String? = nil,
+        identity: (cert: String, key: String)? = nil
+    ) throws -> (status: Int, json: [String: Any]) {
         var arguments = ["-X", method, "-w", "\n%{http_code}"]
         arguments += cacert.map { ["--cacert", $0] } ?? ["-k"]
+        if let identity { arguments += ["--cert", identity.cert, "--key", identity.key] }
         if let body { arguments += ["--data-binary", body] }
         if let bodyFile { arguments += ["--data-binary", "@\(bodyFile)"] }
         let result = try curl(arguments + [clientURL + path])

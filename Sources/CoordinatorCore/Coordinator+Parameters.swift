@@ -11,6 +11,8 @@ struct ParameterIssuer: Sendable {
     let pki: CoordinatorPKI
     let marbleCertificateValidity: TimeInterval
     let sharedSecrets: [String: SecretValue]
+    /// Values before the last update, for `.Previous.Secrets`; names absent here use the current value.
+    let previousSecrets: [String: SecretValue]
     let rootSecret: SymmetricKey
     let marbleRoot: SecretValue
     let coordinatorRoot: SecretValue
@@ -18,11 +20,12 @@ struct ParameterIssuer: Sendable {
 
     init(
         pki: CoordinatorPKI, marbleCertificateValidity: TimeInterval, sharedSecrets: [String: SecretValue],
-        rootSecret: SymmetricKey
+        previousSecrets: [String: SecretValue] = [:], rootSecret: SymmetricKey
     ) throws {
         self.pki = pki
         self.marbleCertificateValidity = marbleCertificateValidity
         self.sharedSecrets = sharedSecrets
+        self.previousSecrets = previousSecrets
         self.rootSecret = rootSecret
         marbleRoot = try SecretValue.certificate(pki.marbleRoot, type: "cert-ecdsa", privateKey: [])
         coordinatorRoot = try SecretValue.certificate(pki.root, type: "cert-ecdsa", privateKey: [])
@@ -59,7 +62,8 @@ struct ParameterIssuer: Sendable {
             // User-defined secrets that were not set yet stay absent: a template naming one fails.
         }
         let values = TemplateValues(
-            secrets: secrets, previousSecrets: secrets,
+            secrets: secrets,
+            previousSecrets: secrets.merging(previousSecrets.mapValues(\.templateValue)) { _, previous in previous },
             marbleRun: [
                 "RootCA": marbleRoot.templateValue, "MarbleCert": marbleCert.templateValue,
                 "CoordinatorRoot": coordinatorRoot.templateValue, "CoordinatorIntermediate": intermediate.templateValue,

@@ -71,15 +71,13 @@ extension Coordinator {
         }
         var newCore = core
         newCore.userDefinedSecrets = values
-        let (logWrites, nextTrail) = try trail.appending(
-            event: AuditEvent.secretsWritten, user: user.name,
-            details: ["secrets": secrets.keys.sorted().joined(separator: ",")], at: configuration.now(),
-            signedBy: pki.rootKey, in: sealed)
-        try await sealed.commit([try sealed.write("core", newCore.encoded(), expectedVersion: coreVersion)] + logWrites)
-        core = newCore
-        coreVersion += 1
-        trail = nextTrail
-        cachedIssuer = nil
+        try await commit(
+            newCore,
+            events: [
+                AuditTrail.Event(
+                    AuditEvent.secretsWritten, user: user.name,
+                    details: ["secrets": secrets.keys.sorted().joined(separator: ",")])
+            ])
     }
 
     /// The update log's lines, oldest first; see ``AuditLog`` for their format.

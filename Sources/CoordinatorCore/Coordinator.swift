@@ -54,12 +54,12 @@ public actor Coordinator {
     let collateralProvider: any CollateralProvider
     let sealed: SealedStore
     public private(set) var state: State
-    public private(set) var pki: CoordinatorPKI
+    public internal(set) var pki: CoordinatorPKI
     let rootSecret: SymmetricKey
     var core: CoreState
     var coreVersion: Int64
-    private var document: ManifestDocument?
-    private(set) var sharedSecrets: [String: SecretValue]
+    var document: ManifestDocument?
+    var sharedSecrets: [String: SecretValue]
     /// The update log's position; appended to in the same commit as each change.
     var trail: AuditTrail
     private var prepared: [SHA256Digest: PreparedCollateral] = [:]
@@ -226,14 +226,12 @@ public actor Coordinator {
         } catch {
             throw CoordinatorError(.internalFailure, "generating the manifest's secrets failed")
         }
-        let fingerprint = document.fingerprint
-        let (logWrites, nextTrail) = try trail.appending(
-            event: AuditEvent.manifestSet, user: nil, details: ["manifestFingerprint": fingerprint],
-            at: configuration.now(), signedBy: pki.rootKey, in: sealed)
-        try await sealed.commit([try sealed.write("core", newCore.encoded(), expectedVersion: coreVersion)] + logWrites)
-        core = newCore
-        coreVersion += 1
-        trail = nextTrail
+        try await commit(
+            newCore,
+            events: [
+                AuditTrail.Event(
+                    AuditEvent.manifestSet, user: nil, details: ["manifestFingerprint": document.fingerprint])
+            ])
         self.document = document
         sharedSecrets = secrets
         cachedIssuer = nil
@@ -261,7 +259,7 @@ public actor Coordinator {
         guard let uuid = UUID(uuidString: request.uuid) else {
             throw CoordinatorError(.invalidRequest, "the UUID \"\(request.uuid.prefix(64))\" is not a UUID")
         }
-        guard let package = manifest.packages[marble.package] else {
+        guard let package = effectivePackage(marble.package, in: manifest) else {
             throw CoordinatorError(.internalFailure, "the manifest's package \(marble.package) is missing")
         }
         let (quote, collateral) = try await preparedQuote(request.quote)
@@ -396,7 +394,7 @@ public actor Coordinator {
             let issuer = try ParameterIssuer(
                 pki: pki, marbleCertificateValidity: configuration.marbleCertificateValidity,
                 sharedSecrets: sharedSecrets.merging(core.userDefinedSecrets) { shared, _ in shared },
-                rootSecret: rootSecret)
+                previousSecrets: core.previousSecretValues, rootSecret: rootSecret)
             cachedIssuer = issuer
             return issuer
         } catch {

@@ -28,15 +28,24 @@ public struct TestUser: Sendable {
 /// secrets and update tests (issue 5):
 /// - `admin`: reads and writes every user-defined secret, updates package `backend`, updates the manifest;
 /// - `reader`: reads `sharedKey` and `userKey`;
-/// - `writer`: writes `userKey`.
+/// - `writer`: writes `userKey`;
+/// - each of `updaters`: updates the manifest (with `admin`, `updateThreshold` of them must agree).
+///
+/// `greeting` (env `GREETING` of the marble) tells versions of the manifest apart.
 public enum UserManifest {
     public static let userDefinedSecrets = ["userKey", "userCert", "userPlain"]
 
-    public static func bytes(signerID: [UInt8], admin: TestUser, reader: TestUser, writer: TestUser) -> [UInt8] {
+    public static func bytes(
+        signerID: [UInt8], admin: TestUser, reader: TestUser, writer: TestUser, updaters: [TestUser] = [],
+        updateThreshold: Int = 0, greeting: String = "hello"
+    ) -> [UInt8] {
         func pem(_ user: TestUser) -> String {
             user.certificatePEM.replacingOccurrences(of: "\n", with: "\\n")
         }
         let signer = Hex.encode(signerID)
+        let updaterUsers = updaters.map {
+            #", "\#($0.name)": {"Certificate": "\#(pem($0))", "Roles": ["manifestUpdater"]}"#
+        }.joined()
         return Array(
             """
             {
@@ -46,7 +55,7 @@ public enum UserManifest {
                   "Package": "backend",
                   "Parameters": {
                     "Files": {"/etc/user-key": "{{ hex .Secrets.userKey }}", "/etc/user-cert.pem": "{{ pem .Secrets.userCert.Cert }}"},
-                    "Env": {"SHARED_KEY": "{{ hex .Secrets.sharedKey }}", "OWN_KEY": "{{ hex .Secrets.ownKey }}"}
+                    "Env": {"SHARED_KEY": "{{ hex .Secrets.sharedKey }}", "OWN_KEY": "{{ hex .Secrets.ownKey }}", "GREETING": "\(greeting)", "PREVIOUS_KEY": "{{ hex .Previous.Secrets.userKey }}"}
                   }
                 }
               },
@@ -60,7 +69,7 @@ public enum UserManifest {
               "Users": {
                 "admin": {"Certificate": "\(pem(admin))", "Roles": ["secretAdmin", "packageUpdater", "manifestUpdater"]},
                 "reader": {"Certificate": "\(pem(reader))", "Roles": ["sharedReader"]},
-                "writer": {"Certificate": "\(pem(writer))", "Roles": ["keyWriter"]}
+                "writer": {"Certificate": "\(pem(writer))", "Roles": ["keyWriter"]}\(updaterUsers)
               },
               "Roles": {
                 "secretAdmin": {"ResourceType": "Secrets", "ResourceNames": ["userKey", "userCert", "userPlain"], "Actions": ["ReadSecret", "WriteSecret"]},
@@ -68,7 +77,8 @@ public enum UserManifest {
                 "manifestUpdater": {"ResourceType": "Manifest", "Actions": ["UpdateManifest"]},
                 "sharedReader": {"ResourceType": "Secrets", "ResourceNames": ["sharedKey", "userKey"], "Actions": ["readsecret"]},
                 "keyWriter": {"ResourceType": "Secrets", "ResourceNames": ["userKey"], "Actions": ["WriteSecret"]}
-              }
+              },
+              "Config": {"UpdateThreshold": \(updateThreshold)}
             }
             """.utf8)
     }

@@ -18,37 +18,47 @@ struct UserFixture {
     let admin: TestUser
     let reader: TestUser
     let writer: TestUser
+    let updaters: [TestUser]
+    let updateThreshold: Int
     let coordinator: Coordinator
     let store: SQLiteStore
 
-    static func make() async throws -> UserFixture {
+    /// With `updaters` more users allowed to update the manifest ("updater1", …).
+    static func make(updaters: Int = 0, updateThreshold: Int = 0) async throws -> UserFixture {
         let platform = try SimulatedPlatform.generate()
         let (admin, reader, writer) = (
             try TestUser(name: "admin"), try TestUser(name: "reader"), try TestUser(name: "writer")
         )
+        let extra = try (0..<updaters).map { try TestUser(name: "updater\($0 + 1)") }
         let place = SealedStateTests.Place()
         let (coordinator, store) = try await SealedStateTests.start(place, platform: platform)
-        let enclave = ActivationManifest.enclave(on: platform)
-        _ = try await coordinator.setManifest(
-            UserManifest.bytes(signerID: enclave.signerID, admin: admin, reader: reader, writer: writer))
-        return UserFixture(
-            platform: platform, enclave: enclave, admin: admin, reader: reader, writer: writer,
-            coordinator: coordinator,
-            store: store, place: place)
+        let fixture = UserFixture(
+            place: place, platform: platform, enclave: ActivationManifest.enclave(on: platform), admin: admin,
+            reader: reader, writer: writer, updaters: extra, updateThreshold: updateThreshold,
+            coordinator: coordinator, store: store)
+        _ = try await coordinator.setManifest(fixture.manifest())
+        return fixture
     }
 
-    init(
-        platform: SimulatedPlatform, enclave: SimulatedEnclave, admin: TestUser, reader: TestUser, writer: TestUser,
-        coordinator: Coordinator, store: SQLiteStore, place: SealedStateTests.Place
-    ) {
-        self.platform = platform
-        self.enclave = enclave
-        self.admin = admin
-        self.reader = reader
-        self.writer = writer
-        self.coordinator = coordinator
-        self.store = store
-        self.place = place
+    /// The fixture's manifest, with `greeting` telling versions apart.
+    func manifest(greeting: String = "hello") -> [UInt8] {
+        UserManifest.bytes(
+            signerID: enclave.signerID, admin: admin, reader: reader, writer: writer, updaters: updaters,
+            updateThreshold: updateThreshold, greeting: greeting)
+    }
+
+    /// Sets the user-defined secrets the marble's templates need.
+    func setMarbleSecrets(key: [UInt8] = Array(repeating: 0x5a, count: 16)) async throws {
+        try await coordinator.setSecrets(
+            ["userKey": UserSecret(key: key), "userCert": try Self.certificateSecret()], by: try await user(admin))
+    }
+
+    /// Activates a new marble of `enclave` (default: the manifest's).
+    func activate(_ enclave: SimulatedEnclave? = nil) async throws -> ActivationParameters {
+        let marble = try TestMarble()
+        return try await coordinator.activate(
+            marble.request(platform, enclave: enclave ?? self.enclave, type: "backend"),
+            peerCertificate: marble.certificate)
     }
 
     func user(_ test: TestUser) async throws -> User { try await coordinator.authenticate(test.certificateDER) }

@@ -29,30 +29,47 @@ struct AuditTrail: Sendable {
         return AuditTrail(count: count, last: last, version: record.version)
     }
 
-    /// The writes that append an entry, and the trail after them.
-    func appending(
-        event: String, user: String?, details: [String: String], at time: Date, signedBy key: SigningKey,
-        in sealed: SealedStore
-    ) throws(CoordinatorError) -> (writes: [StoreWrite], trail: AuditTrail) {
-        let entry = AuditEntry(
-            sequence: count + 1, time: time.formatted(.iso8601), event: event, user: user, details: details,
-            previous: last)
-        let line: [UInt8]
-        do {
-            line = try AuditLog.line(for: entry) { try key.signature(forDigest: $0) }
-        } catch {
-            throw CoordinatorError(.internalFailure, "signing the update log entry failed")
+    /// An entry to append: what happened, by whom, with which (non-secret) details.
+    struct Event: Sendable {
+        var name: String
+        var user: String?
+        var details: [String: String]
+
+        init(_ name: String, user: String?, details: [String: String]) {
+            self.name = name
+            self.user = user
+            self.details = details
         }
-        let next = AuditTrail(count: entry.sequence, last: AuditLog.hash(of: line), version: (version ?? 0) + 1)
+    }
+
+    /// The writes that append `events` (in order) and the trail after them. They belong in the
+    /// same commit as the change they record.
+    func appending(_ events: [Event], at time: Date, signedBy key: SigningKey, in sealed: SealedStore)
+        throws(CoordinatorError) -> (writes: [StoreWrite], trail: AuditTrail)
+    {
+        guard !events.isEmpty else { return ([], self) }
+        var writes: [StoreWrite] = []
+        var next = self
+        for event in events {
+            let entry = AuditEntry(
+                sequence: next.count + 1, time: time.formatted(.iso8601), event: event.name, user: event.user,
+                details: event.details, previous: next.last)
+            let line: [UInt8]
+            do {
+                line = try AuditLog.line(for: entry) { try key.signature(forDigest: $0) }
+            } catch {
+                throw CoordinatorError(.internalFailure, "signing the update log entry failed")
+            }
+            writes.append(try sealed.write(Self.entryName(entry.sequence), line, expectedVersion: nil))
+            next.count = entry.sequence
+            next.last = AuditLog.hash(of: line)
+        }
+        next.version = (version ?? 0) + 1
         let head = JSONValue.object([
             JSONMember("count", .number(String(next.count))), JSONMember("last", .string(next.last)),
         ]).serialized()
-        return (
-            [
-                try sealed.write(Self.entryName(entry.sequence), line, expectedVersion: nil),
-                try sealed.write(Self.headName, head, expectedVersion: version),
-            ], next
-        )
+        writes.append(try sealed.write(Self.headName, head, expectedVersion: version))
+        return (writes, next)
     }
 
     /// Reads every line and checks the chain and signatures against the root certificate, so

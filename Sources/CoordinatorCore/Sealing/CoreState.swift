@@ -39,6 +39,24 @@ struct CoreState: Codable, Sendable {
     var sharedSecrets: [String: StoredSecret]
     /// Values users set for UserDefined secrets (absent in states written before users existed).
     var userSecrets: [String: StoredSecret]?
+    /// Package SecurityVersions raised by package updates; the manifest's bytes stay as set.
+    var securityVersions: [String: UInt64]?
+    /// Shared and user-defined secret values before the last update: `.Previous.Secrets`.
+    var previousSecrets: [String: StoredSecret]?
+    /// A full manifest update waiting for acknowledgements.
+    var pendingUpdate: PendingUpdate?
+
+    /// A proposed manifest, who must acknowledge it, and who did.
+    struct PendingUpdate: Codable, Sendable, Hashable {
+        var manifest: [UInt8]
+        /// Users allowed to update the manifest when it was proposed, sorted.
+        var users: [String]
+        var required: Int
+        var acknowledged: [String]
+
+        var missingAcknowledgments: Int { max(0, required - acknowledged.count) }
+        var missingUsers: [String] { users.filter { !acknowledged.contains($0) } }
+    }
 
     init(
         pki: CoordinatorPKI, curve: CACurve, rootSecret: [UInt8], manifest: [UInt8]?,
@@ -60,6 +78,21 @@ struct CoreState: Codable, Sendable {
         self.sharedSecrets = sharedSecrets.mapValues(StoredSecret.init)
     }
 
+    /// Stores the intermediate and marble root of `pki` (the root never changes).
+    mutating func setPKI(_ pki: CoordinatorPKI) throws(CoordinatorError) {
+        do {
+            var intermediateDER = DER.Serializer()
+            try intermediateDER.serialize(pki.intermediate)
+            var marbleRootDER = DER.Serializer()
+            try marbleRootDER.serialize(pki.marbleRoot)
+            intermediateKey = pki.intermediateKey.derRepresentation
+            intermediate = intermediateDER.serializedBytes
+            marbleRoot = marbleRootDER.serializedBytes
+        } catch {
+            throw CoordinatorError(.internalFailure, "the renewed intermediate certificates do not serialize")
+        }
+    }
+
     var pki: CoordinatorPKI {
         get throws {
             try CoordinatorPKI(
@@ -71,6 +104,11 @@ struct CoreState: Codable, Sendable {
     }
 
     var secrets: [String: SecretValue] { sharedSecrets.mapValues(\.value) }
+
+    var previousSecretValues: [String: SecretValue] {
+        get { (previousSecrets ?? [:]).mapValues(\.value) }
+        set { previousSecrets = newValue.isEmpty ? nil : newValue.mapValues(StoredSecret.init) }
+    }
 
     var userDefinedSecrets: [String: SecretValue] {
         get { (userSecrets ?? [:]).mapValues(\.value) }

@@ -41,7 +41,7 @@ func measureDCAPQVL() {
     }
     let text: String
     do {
-        text = try ProcessRunner.run(
+        text = try ProcessRunner.runBlocking(
             python,
             [
                 TestData.packageRoot.appendingPathComponent("Benchmarks/dcap_qvl_bench.py").path,

@@ -33,7 +33,7 @@ struct ClientAPI: Sendable {
 
     static let paths: Set<String> = Set([
         "/api/v2/status", "/api/v2/quote", "/api/v2/manifest", "/status", "/quote", "/manifest",
-    ]).union(userPaths)
+    ]).union(userPaths).union(updatePaths)
 
     func router() -> Router<ClientRequestContext> {
         let router = Router(context: ClientRequestContext.self)
@@ -53,6 +53,7 @@ struct ClientAPI: Sendable {
             return try await JSend.success(setManifest(Array(buffer: body)))
         }
         addUserRoutes(to: router)
+        addUpdateRoutes(to: router)
         return router
     }
 

@@ -26,7 +26,7 @@ import Testing
 
     static var python: URL { TestData.python }
 
-    @Test func agreesWithDCAPQVLOnRealAndSimulatedQuotes() throws {
+    @Test func agreesWithDCAPQVLOnRealAndSimulatedQuotes() async throws {
         try #require(
             FileManager.default.isExecutableFile(atPath: Self.python.path),
             "no Python with dcap-qvl at \(Self.python.path): run ./scripts/test, which creates it")
@@ -97,7 +97,7 @@ import Testing
 
         let input = work.appendingPathComponent("cases.json")
         try JSONEncoder().encode(cases).write(to: input)
-        let theirs = try Self.runDCAPQVL(input)
+        let theirs = try await Self.runDCAPQVL(input)
         try #require(theirs.count == cases.count)
 
         var agreed = 0
@@ -136,9 +136,9 @@ import Testing
         }
     }
 
-    static func runDCAPQVL(_ input: URL) throws -> [Result] {
+    static func runDCAPQVL(_ input: URL) async throws -> [Result] {
         let script = TestData.packageRoot.appendingPathComponent("Tests/Differential/dcap_qvl_verify.py")
-        let run = try ProcessRunner.run(python, [script.path, input.path])
+        let run = try await ProcessRunner.run(python, [script.path, input.path])
         guard run.status == 0 else {
             throw AttestationError(.policy, "dcap-qvl script failed (\(run.status)): \(run.stderr)")
         }

@@ -88,7 +88,7 @@ struct CoordinatorBinaryTests {
         // The quote binds the root and the nonce and verifies against the simulated platform
         // with the identity `marblerun package-info` gives for the binary.
         let nonce: [UInt8] = [0xFB, 0xFF, 0x01, 0x02, 0x03]
-        let quoteAnswer = try coordinator.request("GET", "/api/v2/quote?nonce=-_8BAgM=")
+        let quoteAnswer = try await coordinator.request("GET", "/api/v2/quote?nonce=-_8BAgM=")
         #expect(quoteAnswer.status == 200 && quoteAnswer.json["status"] as? String == "success")
         let data = try #require(quoteAnswer.json["data"] as? [String: Any])
         let chain = try Self.pemBlocks(try #require(data["cert"] as? String))
@@ -118,11 +118,11 @@ struct CoordinatorBinaryTests {
         // curl trusts only the root it was given: the client API presents that root.
         let manifest = ActivationManifest.bytes(signerID: enclave.signerID, maxActivations: 1)
         let body = "{\"manifest\":\"\(Data(manifest).base64EncodedString())\"}"
-        let set = try coordinator.request("POST", "/api/v2/manifest", body: body, cacert: rootFile)
+        let set = try await coordinator.request("POST", "/api/v2/manifest", body: body, cacert: rootFile)
         #expect(set.status == 200, "\(set.json)")
-        let status = try coordinator.request("GET", "/api/v2/status", cacert: rootFile)
+        let status = try await coordinator.request("GET", "/api/v2/status", cacert: rootFile)
         #expect((status.json["data"] as? [String: Any])?["code"] as? Int == 3)
-        let again = try coordinator.request("POST", "/api/v2/manifest", body: body, cacert: rootFile)
+        let again = try await coordinator.request("POST", "/api/v2/manifest", body: body, cacert: rootFile)
         #expect(again.status == 409 && again.json["status"] as? String == "fail")
 
         // The marble is activated; openssl verifies its certificate up to the root.
@@ -134,7 +134,7 @@ struct CoordinatorBinaryTests {
         let marbleChain = String(decoding: try #require(response.parameters.env[Self.predefinedChain]), as: UTF8.self)
         let leafFile = try Self.write(
             try Self.pem(try #require(try Self.pemBlocks(marbleChain).first)), "marble.pem", in: coordinator.directory)
-        let openssl = try ProcessRunner.run(
+        let openssl = try await ProcessRunner.run(
             URL(fileURLWithPath: "/usr/bin/openssl"),
             ["verify", "-CAfile", rootFile, "-untrusted", intermediateFile, leafFile])
         #expect(openssl.status == 0, "\(openssl.stdout) \(openssl.stderr)")
@@ -165,24 +165,24 @@ struct CoordinatorBinaryTests {
                 type: "backend")
         }
 
-        let metrics = try coordinator.curl(["http://127.0.0.1:\(coordinator.metricsPort)/metrics"]).stdout
+        let metrics = try await coordinator.curl(["http://127.0.0.1:\(coordinator.metricsPort)/metrics"]).stdout
         #expect(metrics.contains("coordinator_activations_success_total{marble_type=\"backend\"} 1"))
         #expect(metrics.contains("coordinator_activations_total{marble_type=\"backend\"} 5"))
         #expect(metrics.contains("coordinator_http_request_duration_seconds"))
 
         // A graceful stop and a restart keep the root and the manifest.
         let fingerprint =
-            (try coordinator.request("GET", "/api/v2/manifest").json["data"] as? [String: Any])?[
+            (try await coordinator.request("GET", "/api/v2/manifest").json["data"] as? [String: Any])?[
                 "manifestFingerprint"] as? String
         #expect(fingerprint == ManifestDocument.fingerprint(of: manifest))
         #expect(await coordinator.stop() == 0)
         #expect(coordinator.log().contains("SIMULATION MODE"))
         try await coordinator.start()
-        let restarted = try coordinator.request("GET", "/api/v2/quote", cacert: rootFile)
+        let restarted = try await coordinator.request("GET", "/api/v2/quote", cacert: rootFile)
         let restartedChain = try Self.pemBlocks(
             try #require((restarted.json["data"] as? [String: Any])?["cert"] as? String))
         #expect(restartedChain.last == root)
-        let manifestAfter = try coordinator.request("GET", "/api/v2/manifest", cacert: rootFile)
+        let manifestAfter = try await coordinator.request("GET", "/api/v2/manifest", cacert: rootFile)
         #expect((manifestAfter.json["data"] as? [String: Any])?["manifestFingerprint"] as? String == fingerprint)
         await Self.expectRefusal(.resourceExhausted) {
             try await Self.activate(
@@ -205,11 +205,11 @@ struct CoordinatorBinaryTests {
         try Data(ActivationManifest.bytes(signerID: enclave.signerID)).write(to: manifestFile)
         // MarbleRun's environment names configure the binary as its flags do.
         try await coordinator.start(environment: ["EDG_STARTUP_MANIFEST": manifestFile.path])
-        let status = try coordinator.request("GET", "/api/v2/status")
+        let status = try await coordinator.request("GET", "/api/v2/status")
         #expect((status.json["data"] as? [String: Any])?["code"] as? Int == 3)
 
         let chainText = try #require(
-            (try coordinator.request("GET", "/api/v2/quote").json["data"] as? [String: Any])?["cert"] as? String)
+            (try await coordinator.request("GET", "/api/v2/quote").json["data"] as? [String: Any])?["cert"] as? String)
         let root = try #require(try Self.pemBlocks(chainText).last)
         let marble = try TestMarble()
         let directory = coordinator.directory
@@ -220,10 +220,10 @@ struct CoordinatorBinaryTests {
             csr: directory.appendingPathComponent("marble.csr").path
         )
         try Data(marble.csr).write(to: URL(fileURLWithPath: files.csr))
-        func activate(quote: [UInt8], uuid: UUID = UUID()) throws -> (status: Int32, json: [String: Any]) {
+        func activate(quote: [UInt8], uuid: UUID = UUID()) async throws -> (status: Int32, json: [String: Any]) {
             let quoteFile = directory.appendingPathComponent("quote-\(UUID().uuidString)")
             try Data(quote).write(to: quoteFile)
-            let result = try ProcessRunner.run(
+            let result = try await ProcessRunner.run(
                 TestData.python,
                 [
                     TestData.packageRoot.appendingPathComponent("Tests/Support/marble_activate.py").path,
@@ -235,7 +235,7 @@ struct CoordinatorBinaryTests {
         }
 
         let uuid = UUID()
-        let accepted = try activate(quote: try marble.quote(platform, enclave: enclave), uuid: uuid)
+        let accepted = try await activate(quote: try marble.quote(platform, enclave: enclave), uuid: uuid)
         #expect(accepted.status == 0, "\(accepted.json)")
         #expect(accepted.json["argv"] as? [String] == ["backend", "--serve"])
         let env = try #require(accepted.json["env"] as? [String: String])
@@ -244,7 +244,7 @@ struct CoordinatorBinaryTests {
         // MarbleRun's certificate names the marble by its UUID.
         #expect(leaf.subject.description.contains(uuid.uuidString.lowercased()), "\(leaf.subject)")
 
-        let replayed = try activate(quote: try marble.quote(platform, enclave: enclave, boundTo: root))
+        let replayed = try await activate(quote: try marble.quote(platform, enclave: enclave, boundTo: root))
         #expect(replayed.status == 2)
         #expect(replayed.json["code"] as? String == "PERMISSION_DENIED", "\(replayed.json)")
         #expect(await coordinator.stop() == 0)
@@ -255,7 +255,8 @@ struct CoordinatorBinaryTests {
         let manifestFile = coordinator.directory.appendingPathComponent("manifest.json")
         try Data(ActivationManifest.bytes(signerID: [UInt8](repeating: 7, count: 32))).write(to: manifestFile)
         try await coordinator.start(extraArguments: ["--startup-manifest", manifestFile.path])
-        let root = (try coordinator.request("GET", "/api/v2/quote").json["data"] as? [String: Any])?["cert"] as? String
+        let root =
+            (try await coordinator.request("GET", "/api/v2/quote").json["data"] as? [String: Any])?["cert"] as? String
         #expect(await coordinator.stop() == 0)
 
         let store = try await SQLiteStore.open(
@@ -283,9 +284,10 @@ struct CoordinatorBinaryTests {
         ])
         await repair.close()
         try await coordinator.start()
-        let again = (try coordinator.request("GET", "/api/v2/quote").json["data"] as? [String: Any])?["cert"] as? String
+        let again =
+            (try await coordinator.request("GET", "/api/v2/quote").json["data"] as? [String: Any])?["cert"] as? String
         #expect(again == root && root != nil)
-        let status = try coordinator.request("GET", "/api/v2/status")
+        let status = try await coordinator.request("GET", "/api/v2/status")
         #expect((status.json["data"] as? [String: Any])?["code"] as? Int == 3)
         #expect(await coordinator.stop() == 0)
     }
@@ -300,7 +302,7 @@ struct CoordinatorBinaryTests {
         try await coordinator.start(
             extraArguments: ["--startup-manifest", manifestFile.path, "--dns-names", "localhost,127.0.0.1"])
         let chainText = try #require(
-            (try coordinator.request("GET", "/api/v2/quote").json["data"] as? [String: Any])?["cert"] as? String)
+            (try await coordinator.request("GET", "/api/v2/quote").json["data"] as? [String: Any])?["cert"] as? String)
         let root = try #require(try Self.pemBlocks(chainText).last)
         let marble = try TestMarble()
         func request(quote: [UInt8], csr: [UInt8]? = nil, uuid: String = UUID().uuidString) -> Rpc_ActivationReq {
@@ -355,14 +357,14 @@ struct CoordinatorBinaryTests {
             ("GET", "/api/v2/nothing", nil, nil, 404),
         ]
         for item in cases {
-            let answer = try coordinator.request(item.method, item.path, body: item.body, bodyFile: item.file)
+            let answer = try await coordinator.request(item.method, item.path, body: item.body, bodyFile: item.file)
             #expect(answer.status == item.status, "\(item.method) \(item.path): \(answer.json)")
             #expect(answer.json["status"] as? String == "fail", "\(item.method) \(item.path)")
             #expect(!((answer.json["message"] as? String) ?? "").isEmpty)
         }
-        let status = try coordinator.request("GET", "/api/v2/status")
+        let status = try await coordinator.request("GET", "/api/v2/status")
         #expect((status.json["data"] as? [String: Any])?["code"] as? Int == 2)
-        let v1 = try coordinator.request("GET", "/status")
+        let v1 = try await coordinator.request("GET", "/status")
         #expect((v1.json["data"] as? [String: Any])?["StatusCode"] as? Int == 2)
         #expect(await coordinator.stop() == 0)
     }

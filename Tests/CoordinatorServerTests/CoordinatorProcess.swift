@@ -54,7 +54,11 @@ final class CoordinatorProcess: @unchecked Sendable {
         let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline {
             if !process.isRunning { break }
-            if let status = try? curl(["-k", "\(clientURL)/api/v2/status"]), status.status == 0 { return }
+            // A short limit per probe: one hung connection must not use up the whole deadline.
+            if let status = try? await curl(["-k", "--max-time", "5", "\(clientURL)/api/v2/status"]), status.status == 0
+            {
+                return
+            }
             try await Task.sleep(for: .milliseconds(100))
         }
         throw TestFailure("the coordinator did not start: \(log())")
@@ -79,8 +83,8 @@ final class CoordinatorProcess: @unchecked Sendable {
     func log() -> String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
 
     /// Runs curl (a client we did not write) and returns its result.
-    func curl(_ arguments: [String]) throws -> ProcessRunner.Result {
-        try ProcessRunner.run(URL(fileURLWithPath: "/usr/bin/curl"), ["-s", "--max-time", "30"] + arguments)
+    func curl(_ arguments: [String]) async throws -> ProcessRunner.Result {
+        try await ProcessRunner.run(URL(fileURLWithPath: "/usr/bin/curl"), ["-s", "--max-time", "30"] + arguments)
     }
 
     /// A JSend answer: HTTP status and the decoded envelope.
@@ -88,13 +92,13 @@ final class CoordinatorProcess: @unchecked Sendable {
     func request(
         _ method: String, _ path: String, body: String? = nil, bodyFile: String? = nil, cacert: String? = nil,
         identity: (cert: String, key: String)? = nil
-    ) throws -> (status: Int, json: [String: Any]) {
+    ) async throws -> (status: Int, json: [String: Any]) {
         var arguments = ["-X", method, "-w", "\n%{http_code}"]
         arguments += cacert.map { ["--cacert", $0] } ?? ["-k"]
         if let identity { arguments += ["--cert", identity.cert, "--key", identity.key] }
         if let body { arguments += ["--data-binary", body] }
         if let bodyFile { arguments += ["--data-binary", "@\(bodyFile)"] }
-        let result = try curl(arguments + [clientURL + path])
+        let result = try await curl(arguments + [clientURL + path])
         guard result.status == 0 else { throw TestFailure("curl failed (\(result.status)): \(result.stderr)") }
         let output = result.stdout
         guard let split = output.lastIndex(of: "\n"), let status = Int(output[output.index(after: split)...]) else {

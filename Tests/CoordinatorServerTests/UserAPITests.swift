@@ -19,7 +19,9 @@ struct UserAPITests {
             let coordinator = try CoordinatorProcess()
             try await coordinator.start()
             let platform = try SimulatedPlatform.load(from: coordinator.simulationDirectory)
-            let users = ["admin", "reader", "writer", "stranger"].map { try! TestUser(name: $0) }
+            let users = try ["admin", "reader", "writer", "stranger", "updater1", "updater2"].map {
+                try TestUser(name: $0)
+            }
             var identities: [String: (cert: String, key: String)] = [:]
             for user in users {
                 identities[user.name] = (
@@ -28,28 +30,43 @@ struct UserAPITests {
                     try CoordinatorBinaryTests.write(user.keyPEM, "\(user.name).key", in: coordinator.directory)
                 )
             }
-            let manifest = UserManifest.bytes(
-                signerID: ActivationManifest.enclave(on: platform).signerID, admin: users[0], reader: users[1],
-                writer: users[2])
-            let set = try coordinator.request(
+            let manifest = manifest(platform: platform, users: users)
+            let set = try await coordinator.request(
                 "POST", "/api/v2/manifest", body: #"{"manifest":"\#(Data(manifest).base64EncodedString())"}"#)
             try #require(set.status == 200, "\(set.json)")
-            let quote = try coordinator.request("GET", "/api/v2/quote")
+            let quote = try await coordinator.request("GET", "/api/v2/quote")
             let chain = try CoordinatorBinaryTests.pemBlocks(
                 try #require((quote.json["data"] as? [String: Any])?["cert"] as? String))
             return Cluster(
-                coordinator: coordinator, identities: identities, root: try Certificate(derEncoded: chain[1]))
+                coordinator: coordinator, identities: identities, root: try Certificate(derEncoded: chain[1]),
+                platform: platform, users: users)
         }
 
-        func request(_ method: String, _ path: String, as name: String?, body: String? = nil) throws -> (
+        let platform: SimulatedPlatform
+        let users: [TestUser]
+
+        /// The users manifest with two more updaters; all three must acknowledge a full update.
+        static func manifest(platform: SimulatedPlatform, users: [TestUser], greeting: String = "hello") -> [UInt8] {
+            UserManifest.bytes(
+                signerID: ActivationManifest.enclave(on: platform).signerID, admin: users[0], reader: users[1],
+                writer: users[2], updaters: Array(users[4...5]), updateThreshold: 3, greeting: greeting)
+        }
+
+        /// A manifest wrapped as the v2 API takes it.
+        func body(greeting: String) -> String {
+            let bytes = Self.manifest(platform: platform, users: users, greeting: greeting)
+            return #"{"manifest":"\#(Data(bytes).base64EncodedString())"}"#
+        }
+
+        func request(_ method: String, _ path: String, as name: String?, body: String? = nil) async throws -> (
             status: Int, json: [String: Any]
         ) {
-            try coordinator.request(method, path, body: body, identity: name.flatMap { identities[$0] })
+            try await coordinator.request(method, path, body: body, identity: name.flatMap { identities[$0] })
         }
 
         /// The update log's lines, checked against the root certificate.
-        func verifiedLog() throws -> [AuditEntry] {
-            let answer = try request("GET", "/api/v2/update", as: nil)
+        func verifiedLog() async throws -> [AuditEntry] {
+            let answer = try await request("GET", "/api/v2/update", as: nil)
             let lines = try #require((answer.json["data"] as? [String: Any])?["updateLog"] as? [String])
             return try AuditLog.verify(lines.map { Array($0.utf8) }, root: root)
         }
@@ -63,32 +80,51 @@ struct UserAPITests {
     /// succeed; the others get 401/403 JSend and change nothing.
     @Test func authorizationMatrix() async throws {
         let cluster = try await Cluster.start()
-        let identities: [String?] = [nil, "stranger", "admin", "reader", "writer"]
+        let identities: [String?] = [nil, "stranger", "admin", "reader", "writer", "updater1"]
         let key = Array(repeating: UInt8(0x11), count: 16)
         struct Row {
             var method: String
             var path: String
             var body: String?
-            /// Expected status for none, stranger, admin, reader, writer.
+            /// Expected status for none, stranger, admin, reader, writer, updater1, in this order.
             var statuses: [Int]
         }
+        let packageUpdate =
+            #"{"manifest":"\#(Data(#"{"Packages":{"backend":{"SecurityVersion":3}}}"#.utf8).base64EncodedString())"}"#
         let rows = [
-            Row(method: "GET", path: "/api/v2/secrets?s=sharedKey", statuses: [401, 401, 403, 200, 403]),
-            Row(method: "GET", path: "/api/v2/secrets?s=userKey", statuses: [401, 401, 404, 404, 403]),
-            Row(method: "GET", path: "/api/v2/secrets?s=ownKey", statuses: [401, 401, 403, 403, 403]),
-            Row(method: "POST", path: "/api/v2/secrets", body: Self.setKey(key), statuses: [401, 401, 200, 403, 200]),
+            Row(method: "GET", path: "/api/v2/secrets?s=sharedKey", statuses: [401, 401, 403, 200, 403, 403]),
+            Row(method: "GET", path: "/api/v2/secrets?s=userKey", statuses: [401, 401, 404, 404, 403, 403]),
+            Row(method: "GET", path: "/api/v2/secrets?s=ownKey", statuses: [401, 401, 403, 403, 403, 403]),
+            Row(
+                method: "POST", path: "/api/v2/secrets", body: Self.setKey(key),
+                statuses: [401, 401, 200, 403, 200, 403]),
             Row(
                 method: "POST", path: "/api/v2/secrets",
-                body: #"{"secrets":{"userPlain":{"Key":"aGk="}}}"#, statuses: [401, 401, 200, 403, 403]),
-            Row(method: "GET", path: "/api/v2/update", statuses: [200, 200, 200, 200, 200]),
-            Row(method: "GET", path: "/secrets?s=sharedKey", statuses: [401, 401, 403, 200, 403]),
-            Row(method: "GET", path: "/update", statuses: [200, 200, 200, 200, 200]),
+                body: #"{"secrets":{"userPlain":{"Key":"aGk="}}}"#, statuses: [401, 401, 200, 403, 403, 403]),
+            Row(method: "GET", path: "/api/v2/update", statuses: [200, 200, 200, 200, 200, 200]),
+            Row(method: "GET", path: "/secrets?s=sharedKey", statuses: [401, 401, 403, 200, 403, 403]),
+            Row(method: "GET", path: "/update", statuses: [200, 200, 200, 200, 200, 200]),
+            Row(method: "POST", path: "/api/v2/update", body: packageUpdate, statuses: [401, 401, 200, 403, 403, 403]),
+            Row(method: "GET", path: "/api/v2/update-manifest", statuses: [404, 404, 404, 404, 404, 404]),
+            // admin proposes (pending: 2 more acknowledgements); the next proposal conflicts.
+            Row(
+                method: "POST", path: "/api/v2/update", body: cluster.body(greeting: "v2"),
+                statuses: [401, 401, 200, 403, 403, 409]),
+            Row(method: "GET", path: "/api/v2/update-manifest", statuses: [200, 200, 200, 200, 200, 200]),
+            Row(
+                method: "POST", path: "/api/v2/update-manifest", body: cluster.body(greeting: "v2"),
+                statuses: [401, 401, 409, 403, 403, 200]),
+            Row(
+                method: "POST", path: "/api/v2/update-manifest", body: cluster.body(greeting: "not v2"),
+                statuses: [401, 401, 400, 403, 403, 400]),
+            Row(method: "POST", path: "/api/v2/update-cancel", statuses: [401, 401, 200, 403, 403, 404]),
+            Row(method: "GET", path: "/update-manifest", statuses: [404, 404, 404, 404, 404, 404]),
         ]
         var writes = 0
         for row in rows {
             for (identity, expected) in zip(identities, row.statuses) {
-                let before = try cluster.verifiedLog().count
-                let answer = try cluster.request(row.method, row.path, as: identity, body: row.body)
+                let before = try await cluster.verifiedLog().count
+                let answer = try await cluster.request(row.method, row.path, as: identity, body: row.body)
                 let who = identity ?? "no certificate"
                 #expect(answer.status == expected, "\(row.method) \(row.path) as \(who): \(answer.json)")
                 #expect(
@@ -96,19 +132,21 @@ struct UserAPITests {
                     "\(row.method) \(row.path) as \(who)")
                 if answer.status == 200, row.method == "POST" { writes += 1 }
                 #expect(
-                    try cluster.verifiedLog().count == before + (answer.status == 200 && row.method == "POST" ? 1 : 0),
+                    try await cluster.verifiedLog().count == before
+                        + (answer.status == 200 && row.method == "POST" ? 1 : 0),
                     "\(row.method) \(row.path) as \(who) changed the log")
             }
         }
-        #expect(try cluster.verifiedLog().count == 1 + writes)
+        #expect(try await cluster.verifiedLog().count == 1 + writes)
         #expect(await cluster.coordinator.stop() == 0)
     }
 
     @Test func secretsRoundTripThroughTheAPIAndTheLogVerifies() async throws {
         let cluster = try await Cluster.start()
         let key = (0..<16).map { UInt8($0) }
-        #expect(try cluster.request("POST", "/api/v2/secrets", as: "writer", body: Self.setKey(key)).status == 200)
-        let read = try cluster.request("GET", "/api/v2/secrets?s=userKey&s=sharedKey", as: "reader")
+        #expect(
+            try await cluster.request("POST", "/api/v2/secrets", as: "writer", body: Self.setKey(key)).status == 200)
+        let read = try await cluster.request("GET", "/api/v2/secrets?s=userKey&s=sharedKey", as: "reader")
         let secrets = try #require((read.json["data"] as? [String: Any])?["secrets"] as? [String: [String: Any]])
         #expect(secrets["userKey"]?["Private"] as? String == Data(key).base64EncodedString())
         #expect(secrets["userKey"]?["Type"] as? String == "symmetric-key")
@@ -121,14 +159,14 @@ struct UserAPITests {
         let pem = owner.certificatePEM.replacingOccurrences(of: "\n", with: "\\n")
         let body =
             #"{"secrets":{"userCert":{"Cert":"\#(pem)","Private":"\#(owner.key.derRepresentation.base64EncodedString())"}}}"#
-        #expect(try cluster.request("POST", "/api/v2/secrets", as: "admin", body: body).status == 200)
-        let cert = try cluster.request("GET", "/api/v2/secrets?s=userCert", as: "admin")
+        #expect(try await cluster.request("POST", "/api/v2/secrets", as: "admin", body: body).status == 200)
+        let cert = try await cluster.request("GET", "/api/v2/secrets?s=userCert", as: "admin")
         let certSecret = try #require(
             ((cert.json["data"] as? [String: Any])?["secrets"] as? [String: [String: Any]])?["userCert"])
         #expect(certSecret["Cert"] as? String == Data(owner.certificateDER).base64EncodedString())
         #expect(certSecret["Private"] as? String == owner.key.derRepresentation.base64EncodedString())
 
-        let entries = try cluster.verifiedLog()
+        let entries = try await cluster.verifiedLog()
         #expect(entries.map(\.event) == [AuditEvent.manifestSet, AuditEvent.secretsWritten, AuditEvent.secretsWritten])
         #expect(entries.map(\.user) == [nil, "writer", "admin"])
         #expect(await cluster.coordinator.stop() == 0)
@@ -155,14 +193,15 @@ struct UserAPITests {
             ("GET", "/api/v2/secrets", nil, 400),
             ("GET", "/api/v2/secrets?\(names)", nil, 400),
             ("DELETE", "/api/v2/secrets", nil, 405),
-            ("POST", "/api/v2/update", "{}", 405),
+            ("POST", "/api/v2/update", "{}", 400),
+            ("PUT", "/api/v2/update", "{}", 405),
         ]
         for item in cases {
-            let answer = try cluster.request(item.method, item.path, as: "admin", body: item.body)
+            let answer = try await cluster.request(item.method, item.path, as: "admin", body: item.body)
             #expect(answer.status == item.status, "\(item.method) \(item.path) \(item.body ?? ""): \(answer.json)")
             #expect(answer.json["status"] as? String == "fail")
         }
-        #expect(try cluster.verifiedLog().count == 1)
+        #expect(try await cluster.verifiedLog().count == 1)
         #expect(await cluster.coordinator.stop() == 0)
     }
 }

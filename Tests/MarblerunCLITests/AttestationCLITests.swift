@@ -6,8 +6,8 @@ import Testing
 @Suite struct AttestationCLITests {
     static let dcap = TestData.url("dcap/dcap-qvl").path
 
-    @Test func verifiesTheRealSGXQuote() throws {
-        let result = try CLIRunner.run([
+    @Test func verifiesTheRealSGXQuote() async throws {
+        let result = try await CLIRunner.run([
             "quote", "verify", "\(Self.dcap)/sgx_quote", "--collateral", "\(Self.dcap)/sgx_quote_collateral.json",
             "--at",
             "2025-07-01T00:00:00Z",
@@ -19,8 +19,8 @@ import Testing
             result.stdout.contains("UniqueID:        33d8736db756ed4997e04ba358d27833188f1932ff7b1d156904d3f560452fbb"))
     }
 
-    @Test func rejectsWithTheReasonAndExitOne() throws {
-        let outdated = try CLIRunner.run([
+    @Test func rejectsWithTheReasonAndExitOne() async throws {
+        let outdated = try await CLIRunner.run([
             "quote", "verify", "\(Self.dcap)/tdx_quote_outdated", "--collateral",
             "\(Self.dcap)/tdx_quote_outdated_collateral.json",
             "--at", "1774003274",
@@ -29,7 +29,7 @@ import Testing
         #expect(outdated.stderr.contains("rejected: no TCB level"))
         #expect(outdated.stderr.contains("[no-matching-tcb-level]"))
 
-        let json = try CLIRunner.run([
+        let json = try await CLIRunner.run([
             "quote", "verify", "\(Self.dcap)/sgx_quote", "--collateral", "\(Self.dcap)/sgx_quote_collateral.json",
             "--json",
         ])
@@ -41,37 +41,37 @@ import Testing
                 object["code"] as? String))
     }
 
-    @Test func intelSampleNeedsItsTestRoot() throws {
+    @Test func intelSampleNeedsItsTestRoot() async throws {
         let sample = TestData.url("dcap/intel-qvl-sample").path
         let arguments = [
             "quote", "verify", "\(sample)/quote.dat", "--collateral", sample, "--at", "2020-01-01T00:00:00Z", "--json",
         ]
-        let withTestRoot = try CLIRunner.run(arguments + ["--root", "\(sample)/trustedRootCaCert.pem"])
+        let withTestRoot = try await CLIRunner.run(arguments + ["--root", "\(sample)/trustedRootCaCert.pem"])
         #expect(withTestRoot.status == 0, "\(withTestRoot.stdout)")
         #expect(withTestRoot.stdout.contains("\"tcbStatus\" : \"UpToDate\""))
-        let withIntelRoot = try CLIRunner.run(arguments)
+        let withIntelRoot = try await CLIRunner.run(arguments)
         #expect(withIntelRoot.status == 1)
     }
 
-    @Test func simulationInitAndPackageInfo() throws {
+    @Test func simulationInitAndPackageInfo() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sim-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let created = try CLIRunner.run(["simulation", "init", directory])
+        let created = try await CLIRunner.run(["simulation", "init", directory])
         #expect(created.status == 0)
         #expect(created.stdout.contains("SIMULATION: created an INSECURE simulated SGX platform"))
-        let again = try CLIRunner.run(["simulation", "init", directory])
+        let again = try await CLIRunner.run(["simulation", "init", directory])
         #expect(again.status == 1)
         #expect(again.stderr.contains("use --force"))
 
-        let info = try CLIRunner.run(["package-info", CLIRunner.binary.path, "--simulation", directory, "--json"])
+        let info = try await CLIRunner.run(["package-info", CLIRunner.binary.path, "--simulation", directory, "--json"])
         #expect(info.status == 0, "\(info.stderr)")
         let object = try #require(try JSONSerialization.jsonObject(with: Data(info.stdout.utf8)) as? [String: Any])
-        let openssl = try CLIRunner.run(
+        let openssl = try await CLIRunner.run(
             ["dgst", "-sha256", "-r", CLIRunner.binary.path], executable: URL(fileURLWithPath: "/usr/bin/openssl"))
         #expect(object["UniqueID"] as? String == openssl.stdout.split(separator: " ").first.map(String.init))
         #expect((object["SignerID"] as? String)?.count == 64)
 
-        let missing = try CLIRunner.run(["package-info", "/nonexistent/binary"])
+        let missing = try await CLIRunner.run(["package-info", "/nonexistent/binary"])
         #expect(missing.status == 1)
         #expect(missing.stderr.contains("cannot read /nonexistent/binary"))
     }

@@ -13,8 +13,8 @@ struct CLIRunner {
         return TestData.packageRoot.appendingPathComponent(".build/debug/marblerun")
     }()
 
-    static func run(_ arguments: [String], executable: URL = binary) throws -> Result {
-        try ProcessRunner.run(executable, arguments)
+    static func run(_ arguments: [String], executable: URL = binary) async throws -> Result {
+        try await ProcessRunner.run(executable, arguments)
     }
 
     /// Writes bytes to a fresh temporary file and returns its path.

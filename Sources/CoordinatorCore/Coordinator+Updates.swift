@@ -322,10 +322,11 @@ extension Coordinator {
     typealias Event = AuditTrail.Event
 
     /// Writes `newCore` and the log entries in one durable commit, then adopts them.
-    func commit(_ newCore: CoreState, events: [Event]) async throws(CoordinatorError) {
+    func commit(_ newCore: CoreState, events: [Event], also extra: [StoreWrite] = []) async throws(CoordinatorError) {
         let (logWrites, nextTrail) = try trail.appending(
             events, at: configuration.now(), signedBy: pki.rootKey, in: sealed)
-        try await sealed.commit([try sealed.write("core", newCore.encoded(), expectedVersion: coreVersion)] + logWrites)
+        try await sealed.commit(
+            [try sealed.write("core", newCore.encoded(), expectedVersion: coreVersion)] + logWrites + extra)
         core = newCore
         coreVersion += 1
         trail = nextTrail

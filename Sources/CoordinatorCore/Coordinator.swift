@@ -47,6 +47,9 @@ public actor Coordinator {
     public struct ManifestResult: Sendable {
         /// Warnings the manifest check found (unknown fields and the like): shown to the user.
         public var warnings: [ManifestProblem]
+        /// Recovery key name → its share of the data key, RSA-OAEP-SHA256-encrypted to that key;
+        /// empty without recovery keys. Shown once, never stored in the clear.
+        public var recoverySecrets: [String: [UInt8]] = [:]
     }
 
     let configuration: Configuration
@@ -66,6 +69,13 @@ public actor Coordinator {
     /// Rebuilt whenever the PKI or the shared secrets change (set to nil there).
     var cachedIssuer: ParameterIssuer?
 
+    /// How a Coordinator opens its store: ready to serve, or in recovery mode.
+    public enum Opening: Sendable {
+        case ready(Coordinator)
+        /// The data key cannot be unsealed here but the manifest had recovery keys.
+        case recovery(RecoveryCoordinator)
+    }
+
     /// Starts a Coordinator on `store`: a new one when the store is empty, else the one whose
     /// state the store holds, unsealed with `sealer`. State that cannot be unsealed or does not
     /// authenticate stops start-up with the reason; it is never replaced by a fresh state.
@@ -74,18 +84,47 @@ public actor Coordinator {
         collateralProvider: any CollateralProvider,
         store: any StateStore, sealer: any Sealer
     ) async throws(CoordinatorError) -> Coordinator {
+        switch try await open(
+            configuration: configuration, verifier: verifier, collateralProvider: collateralProvider, store: store,
+            sealer: sealer)
+        {
+        case .ready(let coordinator): return coordinator
+        case .recovery(let recovery): throw CoordinatorError(.sealedState, recovery.reason)
+        }
+    }
+
+    /// As ``start(configuration:verifier:collateralProvider:store:sealer:)``, but a data key that
+    /// cannot be unsealed while recovery data exists opens recovery mode instead of failing.
+    public static func open(
+        configuration: Configuration = Configuration(), verifier: QuoteVerifier,
+        collateralProvider: any CollateralProvider,
+        store: any StateStore, sealer: any Sealer
+    ) async throws(CoordinatorError) -> Opening {
         let sealedKey: StoredValue?
+        let recoveryRecord: StoredValue?
         do {
             sealedKey = try await store.read(SealedStore.sealedDataKeyName)
+            recoveryRecord = try await store.read(RecoveryData.storeKey)
         } catch {
             throw CoordinatorError(.storeUnavailable, "the state store failed: \(error.message)")
         }
         guard let sealedKey else {
-            return try await create(
-                configuration: configuration, verifier: verifier, collateralProvider: collateralProvider, store: store,
-                sealer: sealer)
+            return .ready(
+                try await create(
+                    configuration: configuration, verifier: verifier, collateralProvider: collateralProvider,
+                    store: store, sealer: sealer))
         }
-        let dataKey = try sealer.unseal(sealedKey.bytes)
+        let dataKey: [UInt8]
+        do {
+            dataKey = try sealer.unseal(sealedKey.bytes)
+        } catch {
+            guard let recoveryRecord else { throw error }
+            return .recovery(
+                try RecoveryCoordinator(
+                    reason: "\(error.message); the manifest has recovery keys: post the recovery secrets to recover",
+                    store: store, sealer: sealer, data: try RecoveryData.decode(recoveryRecord.bytes),
+                    now: configuration.now))
+        }
         let sealed = SealedStore(store: store, dataKey: dataKey)
         guard let record = try await sealed.read("core") else {
             throw CoordinatorError(
@@ -107,10 +146,12 @@ public actor Coordinator {
         }
         let trail = try await AuditTrail.load(from: sealed)
         try await trail.verify(in: sealed, root: pki.root)
-        return Coordinator(
-            configuration: configuration, verifier: verifier, collateralProvider: collateralProvider, sealed: sealed,
-            pki: pki, core: core,
-            coreVersion: record.version, document: document, trail: trail)
+        return .ready(
+            Coordinator(
+                configuration: configuration, verifier: verifier, collateralProvider: collateralProvider,
+                sealed: sealed,
+                pki: pki, core: core,
+                coreVersion: record.version, document: document, trail: trail))
     }
 
     private static func create(
@@ -226,17 +267,18 @@ public actor Coordinator {
         } catch {
             throw CoordinatorError(.internalFailure, "generating the manifest's secrets failed")
         }
+        let (recoveryWrites, recoverySecrets) = try await recoveryData(for: manifest)
         try await commit(
             newCore,
             events: [
                 AuditTrail.Event(
                     AuditEvent.manifestSet, user: nil, details: ["manifestFingerprint": document.fingerprint])
-            ])
+            ], also: recoveryWrites)
         self.document = document
         sharedSecrets = secrets
         cachedIssuer = nil
         state = .acceptingMarbles
-        return ManifestResult(warnings: document.warnings)
+        return ManifestResult(warnings: document.warnings, recoverySecrets: recoverySecrets)
     }
 
     // MARK: Activation

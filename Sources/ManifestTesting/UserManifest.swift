@@ -2,6 +2,7 @@ import Attestation
 import Crypto
 import Foundation
 import X509
+import _CryptoExtras
 
 /// A manifest user for tests: a P-256 key and a self-signed client certificate.
 public struct TestUser: Sendable {
@@ -37,7 +38,8 @@ public enum UserManifest {
 
     public static func bytes(
         signerID: [UInt8], admin: TestUser, reader: TestUser, writer: TestUser, updaters: [TestUser] = [],
-        updateThreshold: Int = 0, greeting: String = "hello"
+        updateThreshold: Int = 0, greeting: String = "hello", recoveryKeys: [TestRecoveryKey] = [],
+        recoveryThreshold: Int = 0
     ) -> [UInt8] {
         func pem(_ user: TestUser) -> String {
             user.certificatePEM.replacingOccurrences(of: "\n", with: "\\n")
@@ -46,6 +48,9 @@ public enum UserManifest {
         let updaterUsers = updaters.map {
             #", "\#($0.name)": {"Certificate": "\#(pem($0))", "Roles": ["manifestUpdater"]}"#
         }.joined()
+        let recovery = recoveryKeys.map {
+            #""\#($0.name)": "\#($0.publicKeyPEM.replacingOccurrences(of: "\n", with: "\\n"))""#
+        }.joined(separator: ", ")
         return Array(
             """
             {
@@ -78,8 +83,41 @@ public enum UserManifest {
                 "sharedReader": {"ResourceType": "Secrets", "ResourceNames": ["sharedKey", "userKey"], "Actions": ["readsecret"]},
                 "keyWriter": {"ResourceType": "Secrets", "ResourceNames": ["userKey"], "Actions": ["WriteSecret"]}
               },
-              "Config": {"UpdateThreshold": \(updateThreshold)}
+              "RecoveryKeys": {\(recovery)},
+              "Config": {"UpdateThreshold": \(updateThreshold), "RecoveryThreshold": \(recoveryThreshold)}
             }
             """.utf8)
+    }
+}
+
+/// A recovery key holder for tests: an RSA key pair whose public half goes into the manifest's
+/// `RecoveryKeys`; it decrypts its recovery secret and signs it as MarbleRun's CLI does.
+public struct TestRecoveryKey: Sendable {
+    public let name: String
+    /// The private key, DER (the key types of _CryptoExtras are not Sendable).
+    public let keyDER: [UInt8]
+    public let publicKeyPEM: String
+
+    public init(name: String) throws {
+        self.name = name
+        let key = try _RSA.Encryption.PrivateKey(keySize: .bits2048)
+        keyDER = Array(key.derRepresentation)
+        publicKeyPEM = key.publicKey.pemRepresentation
+    }
+
+    /// The key as PEM (`-----BEGIN RSA PRIVATE KEY-----`), for tools that read files.
+    public var privateKeyPEM: String {
+        (try? _RSA.Encryption.PrivateKey(derRepresentation: keyDER).pemRepresentation) ?? ""
+    }
+
+    /// The share from the `RecoverySecrets` entry (RSA-OAEP-SHA256).
+    public func decrypt(_ secret: [UInt8]) throws -> [UInt8] {
+        Array(try _RSA.Encryption.PrivateKey(derRepresentation: keyDER).decrypt(secret, padding: .PKCS1_OAEP_SHA256))
+    }
+
+    /// RSA PKCS #1 v1.5 signature over SHA-256 of `share`.
+    public func sign(_ share: [UInt8]) throws -> [UInt8] {
+        let signing = try _RSA.Signing.PrivateKey(derRepresentation: keyDER)
+        return Array(try signing.signature(for: share, padding: .insecurePKCS1v1_5).rawRepresentation)
     }
 }

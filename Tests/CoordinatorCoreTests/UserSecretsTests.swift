@@ -20,11 +20,17 @@ struct UserFixture {
     let writer: TestUser
     let updaters: [TestUser]
     let updateThreshold: Int
+    var recoveryKeys: [TestRecoveryKey] = []
+    var recoveryThreshold = 0
+    /// What setting the manifest returned: the recovery key holders' encrypted shares.
+    var recoverySecrets: [String: [UInt8]] = [:]
     let coordinator: Coordinator
     let store: SQLiteStore
 
     /// With `updaters` more users allowed to update the manifest ("updater1", …).
-    static func make(updaters: Int = 0, updateThreshold: Int = 0) async throws -> UserFixture {
+    static func make(
+        updaters: Int = 0, updateThreshold: Int = 0, recoveryKeys: [TestRecoveryKey] = [], recoveryThreshold: Int = 0
+    ) async throws -> UserFixture {
         let platform = try SimulatedPlatform.generate()
         let (admin, reader, writer) = (
             try TestUser(name: "admin"), try TestUser(name: "reader"), try TestUser(name: "writer")
@@ -32,11 +38,11 @@ struct UserFixture {
         let extra = try (0..<updaters).map { try TestUser(name: "updater\($0 + 1)") }
         let place = SealedStateTests.Place()
         let (coordinator, store) = try await SealedStateTests.start(place, platform: platform)
-        let fixture = UserFixture(
+        var fixture = UserFixture(
             place: place, platform: platform, enclave: ActivationManifest.enclave(on: platform), admin: admin,
             reader: reader, writer: writer, updaters: extra, updateThreshold: updateThreshold,
-            coordinator: coordinator, store: store)
-        _ = try await coordinator.setManifest(fixture.manifest())
+            recoveryKeys: recoveryKeys, recoveryThreshold: recoveryThreshold, coordinator: coordinator, store: store)
+        fixture.recoverySecrets = try await coordinator.setManifest(fixture.manifest()).recoverySecrets
         return fixture
     }
 
@@ -44,7 +50,8 @@ struct UserFixture {
     func manifest(greeting: String = "hello") -> [UInt8] {
         UserManifest.bytes(
             signerID: enclave.signerID, admin: admin, reader: reader, writer: writer, updaters: updaters,
-            updateThreshold: updateThreshold, greeting: greeting)
+            updateThreshold: updateThreshold, greeting: greeting, recoveryKeys: recoveryKeys,
+            recoveryThreshold: recoveryThreshold)
     }
 
     /// Sets the user-defined secrets the marble's templates need.

@@ -51,9 +51,13 @@ final class CoordinatorProcess: @unchecked Sendable {
         try process.run()
         self.process = process
         exit = Task { await exited.stream.first { _ in true } ?? -1 }
-        let deadline = ContinuousClock.now + .seconds(30)
-        while ContinuousClock.now < deadline {
+        // Both a time and a number of probes must run out: a busy test run can leave this task
+        // waiting for a thread, which must not count as the Coordinator being slow.
+        let deadline = ContinuousClock.now + .seconds(60)
+        var probes = 0
+        while ContinuousClock.now < deadline || probes < 30 {
             if !process.isRunning { break }
+            probes += 1
             // A short limit per probe: one hung connection must not use up the whole deadline.
             if let status = try? await curl(["-k", "--max-time", "5", "\(clientURL)/api/v2/status"]), status.status == 0
             {

@@ -12,11 +12,14 @@ struct SealedStore: Sendable {
 
     let store: any StateStore
     private let dataKey: SymmetricKey
+    /// The data key itself, which recovery shares are made of.
+    let dataKeyBytes: [UInt8]
     private let nameKey: SymmetricKey
 
     init(store: any StateStore, dataKey: [UInt8]) {
         self.store = store
         self.dataKey = SymmetricKey(data: dataKey)
+        dataKeyBytes = dataKey
         nameKey = HKDF<SHA256>.deriveKey(
             inputKeyMaterial: SymmetricKey(data: dataKey), info: Array("marblerun-swift record names".utf8),
             outputByteCount: 32)

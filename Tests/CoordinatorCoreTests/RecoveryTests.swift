@@ -1,0 +1,151 @@
+import Attestation
+import AuditLog
+import CoordinatorCore
+import Crypto
+import Foundation
+import ManifestTesting
+import Store
+import Testing
+import _CryptoExtras
+
+@Suite struct RecoveryTests {
+    /// Destroys the simulation sealing key and opens the store again: recovery mode.
+    static func loseSealingKeyAndReopen(_ fixture: UserFixture) async throws -> (RecoveryCoordinator, SQLiteStore) {
+        await fixture.store.close()
+        try FileManager.default.removeItem(
+            at: fixture.place.directory.appendingPathComponent(SimulationSealer.fileName))
+        let store = try await SQLiteStore.open(path: fixture.place.database)
+        let opening = try await Coordinator.open(
+            verifier: fixture.platform.verifier,
+            collateralProvider: StaticCollateralProvider(fixture.platform.collateral), store: store,
+            sealer: SimulationSealer(directory: fixture.place.directory))
+        guard case .recovery(let recovery) = opening else {
+            await store.close()
+            throw TestFailure("expected recovery mode")
+        }
+        return (recovery, store)
+    }
+
+    static func share(_ fixture: UserFixture, _ holder: TestRecoveryKey) throws -> [UInt8] {
+        try holder.decrypt(try #require(fixture.recoverySecrets[holder.name]))
+    }
+
+    /// Three recovery keys, threshold 2: after the sealing key is lost, two signed shares bring
+    /// back the same root, secrets and counts; bad signatures and unknown keys are refused.
+    @Test func twoOfThreeSignedSharesRecoverTheState() async throws {
+        let holders = try ["alice", "bob", "carol"].map { try TestRecoveryKey(name: $0) }
+        let fixture = try await UserFixture.make(recoveryKeys: holders, recoveryThreshold: 2)
+        #expect(fixture.recoverySecrets.keys.sorted() == ["alice", "bob", "carol"])
+        try await fixture.setMarbleSecrets()
+        let parameters = try await fixture.activate()
+        let root = await fixture.coordinator.pki.root
+        let log = try await fixture.coordinator.updateLog()
+
+        let (recovery, store) = try await Self.loseSealingKeyAndReopen(fixture)
+        #expect(await recovery.remaining == 2)
+        #expect(recovery.reason.contains("recovery"))
+        await expectCode(.sealedState) {
+            _ = try await Coordinator.start(
+                verifier: fixture.platform.verifier,
+                collateralProvider: StaticCollateralProvider(fixture.platform.collateral), store: store,
+                sealer: SimulationSealer(directory: fixture.place.directory))
+        }
+
+        let aliceShare = try Self.share(fixture, holders[0])
+        let bobShare = try Self.share(fixture, holders[1])
+        #expect(aliceShare.count == 33)
+        // A signature over another share, by a stranger, or none: refused, nothing counted.
+        await expectCode(.forbidden) {
+            _ = try await recovery.recover(secret: aliceShare, signature: try holders[0].sign(bobShare))
+        }
+        let stranger = try TestRecoveryKey(name: "mallory")
+        await expectCode(.forbidden) {
+            _ = try await recovery.recover(secret: aliceShare, signature: try stranger.sign(aliceShare))
+        }
+        await expectCode(.forbidden) { _ = try await recovery.recover(secret: aliceShare, signature: []) }
+        await expectCode(.invalidRequest) { _ = try await recovery.recover(secret: [1, 2, 3], signature: []) }
+        #expect(await recovery.remaining == 2)
+
+        #expect(try await recovery.recover(secret: aliceShare, signature: try holders[0].sign(aliceShare)) == 1)
+        #expect(try await recovery.recover(secret: aliceShare, signature: try holders[0].sign(aliceShare)) == 1)
+        // Bob sends his share encrypted to the ephemeral recovery key.
+        let ephemeral = try _RSA.Encryption.PublicKey(derRepresentation: await recovery.ephemeralPublicKey)
+        let encrypted = Array(try ephemeral.encrypt(bobShare, padding: .PKCS1_OAEP_SHA256))
+        #expect(try await recovery.recover(secret: encrypted, signature: try holders[1].sign(bobShare)) == 0)
+        #expect(await recovery.isRecovered)
+        await store.close()
+
+        let (restarted, restartedStore) = try await SealedStateTests.start(fixture.place, platform: fixture.platform)
+        defer { Task { await restartedStore.close() } }
+        #expect(await restarted.pki.root == root)
+        #expect(try await restarted.activationCount("backend") == 1)
+        let admin = try await restarted.authenticate(fixture.admin.certificateDER)
+        #expect(try await restarted.secrets(["userKey"], for: admin)["userKey"]?.privateKey.count == 16)
+        let marble = try TestMarble()
+        let again = try await restarted.activate(
+            marble.request(fixture.platform, enclave: fixture.enclave, type: "backend"),
+            peerCertificate: marble.certificate)
+        #expect(again.env["SHARED_KEY"] == parameters.env["SHARED_KEY"])
+        let entries = try AuditLog.verify(try await restarted.updateLog(), root: root)
+        #expect(entries.count == log.count + 1)
+        #expect(entries.last?.event == AuditEvent.recovered && entries.last?.details["recoveryKeys"] == "alice,bob")
+    }
+
+    @Test func oneKeyHoldsTheDataKeyAndXORSharesNeedEveryKey() async throws {
+        let single = try TestRecoveryKey(name: "only")
+        let one = try await UserFixture.make(recoveryKeys: [single])
+        let (recovery, store) = try await Self.loseSealingKeyAndReopen(one)
+        let share = try Self.share(one, single)
+        #expect(share.count == 32)
+        #expect(try await recovery.recover(secret: share, signature: try single.sign(share)) == 0)
+        await store.close()
+        _ = try await SealedStateTests.start(one.place, platform: one.platform).1.close()
+
+        let pair = try ["first", "second"].map { try TestRecoveryKey(name: $0) }
+        let two = try await UserFixture.make(recoveryKeys: pair)
+        let (xorRecovery, xorStore) = try await Self.loseSealingKeyAndReopen(two)
+        defer { Task { await xorStore.close() } }
+        #expect(await xorRecovery.remaining == 2)
+        let first = try Self.share(two, pair[0])
+        #expect(try await xorRecovery.recover(secret: first, signature: try pair[0].sign(first)) == 1)
+        let second = try Self.share(two, pair[1])
+        #expect(try await xorRecovery.recover(secret: second, signature: try pair[1].sign(second)) == 0)
+    }
+
+    /// A share signed by its holder but wrong (changed) does not rebuild the key: recovery says
+    /// so, keeps the state sealed, and starts collecting again.
+    @Test func aWrongButSignedShareIsDetectedAndChangesNothing() async throws {
+        let holders = try ["alice", "bob", "carol"].map { try TestRecoveryKey(name: $0) }
+        let fixture = try await UserFixture.make(recoveryKeys: holders, recoveryThreshold: 2)
+        let (recovery, store) = try await Self.loseSealingKeyAndReopen(fixture)
+        defer { Task { await store.close() } }
+        var wrong = try Self.share(fixture, holders[0])
+        wrong[3] ^= 0x40
+        let bob = try Self.share(fixture, holders[1])
+        _ = try await recovery.recover(secret: wrong, signature: try holders[0].sign(wrong))
+        await expectCode(.invalidRequest) {
+            _ = try await recovery.recover(secret: bob, signature: try holders[1].sign(bob))
+        }
+        let (remaining, recovered) = (await recovery.remaining, await recovery.isRecovered)
+        #expect(remaining == 2 && !recovered)
+        let carol = try Self.share(fixture, holders[2])
+        _ = try await recovery.recover(secret: carol, signature: try holders[2].sign(carol))
+        #expect(try await recovery.recover(secret: bob, signature: try holders[1].sign(bob)) == 0)
+    }
+
+    @Test func withoutRecoveryKeysALostSealingKeyStopsStartUp() async throws {
+        let fixture = try await UserFixture.make()
+        #expect(fixture.recoverySecrets.isEmpty)
+        await fixture.store.close()
+        try FileManager.default.removeItem(
+            at: fixture.place.directory.appendingPathComponent(SimulationSealer.fileName))
+        await expectCode(.sealedState) {
+            _ = try await SealedStateTests.start(fixture.place, platform: fixture.platform)
+        }
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

@@ -225,7 +225,8 @@ let package = Package(
         .testTarget(
             name: "CoordinatorServerTests",
             dependencies: [
-                "ManifestTesting", "MeshAPI", "Attestation", "Manifest", "Store", "AuditLog", "coordinator",
+                "ManifestTesting", "MeshAPI", "Attestation", "Manifest", "Store", "AuditLog", "CoordinatorCore",
+                "coordinator",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "X509", package: "swift-certificates"),

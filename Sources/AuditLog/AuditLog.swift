@@ -47,7 +47,8 @@ public enum AuditLog {
                 throw AuditLogError(
                     position, "is not in canonical form (keys sorted, compact, no other members): it was altered")
             }
-            guard let signatureDER = Data(base64Encoded: signature),
+            // Canonical base64 only: spare bits in the last character must not let a line change.
+            guard let signatureDER = Data(base64Encoded: signature), signatureDER.base64EncodedString() == signature,
                 verifier.isValid(Array(signatureDER), for: SHA256.hash(data: unsigned))
             else {
                 throw AuditLogError(position, "has a signature that does not verify with the Coordinator's root key")

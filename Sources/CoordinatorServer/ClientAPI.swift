@@ -68,6 +68,17 @@ struct ClientAPI: Sendable {
     /// The Coordinator's certificate chain and a quote whose report data is SHA-256 of the root
     /// certificate's DER, followed by the nonce when one is given.
     func quote(_ request: Request, v1: Bool) async throws -> JSONValue {
+        let pki = await coordinator.pki
+        let chain = try pki.intermediate.serializeAsPEM().pemString + "\n" + pki.root.serializeAsPEM().pemString + "\n"
+        return try Self.quoteAnswer(
+            request, rootDER: try pki.root.derBytes(), chainPEM: chain, quoteIssuer: quoteIssuer, logger: logger, v1: v1
+        )
+    }
+
+    /// `{cert, quote}` for `rootDER` and the request's optional `nonce` (URL-safe base64).
+    static func quoteAnswer(
+        _ request: Request, rootDER: [UInt8], chainPEM: String, quoteIssuer: any QuoteIssuer, logger: Logger, v1: Bool
+    ) throws -> JSONValue {
         var nonce: [UInt8] = []
         if let text = request.uri.queryParameters.get("nonce") {
             guard let decoded = Base64.decodeURL(text) else {
@@ -78,8 +89,6 @@ struct ClientAPI: Sendable {
             }
             nonce = decoded
         }
-        let pki = await coordinator.pki
-        let rootDER = try pki.root.derBytes()
         let reportData = Array(SHA256.hash(data: rootDER + nonce))
         let quote: [UInt8]
         do throws(AttestationError) {
@@ -88,9 +97,8 @@ struct ClientAPI: Sendable {
             logger.error("issuing the Coordinator's quote failed", metadata: ["reason": "\(error.message)"])
             throw CoordinatorError(.internalFailure, "the Coordinator could not produce a quote")
         }
-        let chain = try pki.intermediate.serializeAsPEM().pemString + "\n" + pki.root.serializeAsPEM().pemString + "\n"
         return .object([
-            JSONMember(v1 ? "Cert" : "cert", .string(chain)), JSONMember(v1 ? "Quote" : "quote", .bytes(quote)),
+            JSONMember(v1 ? "Cert" : "cert", .string(chainPEM)), JSONMember(v1 ? "Quote" : "quote", .bytes(quote)),
         ])
     }
 
@@ -113,8 +121,12 @@ struct ClientAPI: Sendable {
         for warning in result.warnings {
             logger.warning("manifest warning", metadata: ["problem": "\(warning.description)"])
         }
+        let recoverySecrets: JSONValue =
+            result.recoverySecrets.isEmpty
+            ? .null
+            : .object(result.recoverySecrets.sorted { $0.key < $1.key }.map { JSONMember($0.key, .bytes($0.value)) })
         return .object([
-            JSONMember("RecoverySecrets", .null),
+            JSONMember("RecoverySecrets", recoverySecrets),
             JSONMember("Warnings", .array(result.warnings.map { .string($0.description) })),
         ])
     }

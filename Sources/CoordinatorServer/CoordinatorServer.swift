@@ -31,26 +31,33 @@ public struct CoordinatorServer: Sendable {
     public func run(metrics registry: PrometheusCollectorRegistry? = nil) async throws {
         let environment = try enclaveEnvironment()
         let store = try await openStore()
-        let coordinator: Coordinator
         do {
             var core = Coordinator.Configuration()
             core.curve = configuration.curve
             core.dnsNames = configuration.dnsNames
             core.strictManifest = configuration.strictManifest
-            coordinator = try await Coordinator.start(
-                configuration: core, verifier: environment.verifier, collateralProvider: environment.collateral,
-                store: store, sealer: environment.sealer)
+            // Recovery mode ends either in a recovered state, which then opens normally, or in shutdown.
+            while true {
+                let opening = try await Coordinator.open(
+                    configuration: core, verifier: environment.verifier, collateralProvider: environment.collateral,
+                    store: store, sealer: environment.sealer)
+                switch opening {
+                case .ready(let coordinator):
+                    try await serve(coordinator, quoteIssuer: environment.quoteIssuer, registry: registry)
+                    await store.close()
+                    return
+                case .recovery(let recovery):
+                    guard try await serveRecovery(recovery, quoteIssuer: environment.quoteIssuer) else {
+                        await store.close()
+                        return
+                    }
+                    logger.notice("the sealed state is recovered; starting normally")
+                }
+            }
         } catch {
             await store.close()
             throw error
         }
-        do {
-            try await serve(coordinator, quoteIssuer: environment.quoteIssuer, registry: registry)
-        } catch {
-            await store.close()
-            throw error
-        }
-        await store.close()
     }
 
     private func serve(_ coordinator: Coordinator, quoteIssuer: any QuoteIssuer, registry: PrometheusCollectorRegistry?)
@@ -69,24 +76,7 @@ public struct CoordinatorServer: Sendable {
         let api = ClientAPI(
             coordinator: coordinator, quoteIssuer: quoteIssuer, maximumBodySize: configuration.maximumBodySize,
             logger: logger)
-        var tls = TLSConfiguration.makeServerConfiguration(
-            certificateChain: [.certificate(try NIOSSLCertificate(bytes: rootDER, format: .der))],
-            privateKey: .privateKey(try NIOSSLPrivateKey(bytes: keyDER, format: .der)))
-        tls.minimumTLSVersion = .tlsv12
-        tls.certificateVerification = .optionalVerification
-        let client = Application(
-            router: api.router(),
-            server: try .tls(
-                .http1(),
-                configuration: TLSChannelConfiguration(
-                    tlsConfiguration: tls, customAsyncVerificationCallback: { _ in .certificateVerified })),
-            configuration: ApplicationConfiguration(
-                address: .hostname(configuration.clientAddress.host, port: configuration.clientAddress.port),
-                serverName: "marblerun-swift"),
-            onServerRunning: { [logger, configuration] _ in
-                logger.notice("client API listening", metadata: ["address": "\(configuration.clientAddress)"])
-            },
-            logger: logger)
+        let client = try clientApplication(api.router(), certificate: rootDER, key: keyDER)
 
         var transportConfig = HTTP2ServerTransport.Posix.Config.defaults
         transportConfig.rpc.maxRequestPayloadSize = configuration.maximumActivationRequestSize
@@ -116,6 +106,31 @@ public struct CoordinatorServer: Sendable {
                 logger: logger))
         try await group.run()
         logger.notice("Coordinator stopped")
+    }
+
+    /// The client API's HTTPS server: TLS 1.2+, a client certificate requested but optional
+    /// (users are matched to the manifest byte for byte, not by a CA).
+    func clientApplication(_ router: Router<ClientRequestContext>, certificate: [UInt8], key: [UInt8]) throws
+        -> some Service
+    {
+        var tls = TLSConfiguration.makeServerConfiguration(
+            certificateChain: [.certificate(try NIOSSLCertificate(bytes: certificate, format: .der))],
+            privateKey: .privateKey(try NIOSSLPrivateKey(bytes: key, format: .der)))
+        tls.minimumTLSVersion = .tlsv12
+        tls.certificateVerification = .optionalVerification
+        return Application(
+            router: router,
+            server: try .tls(
+                .http1(),
+                configuration: TLSChannelConfiguration(
+                    tlsConfiguration: tls, customAsyncVerificationCallback: { _ in .certificateVerified })),
+            configuration: ApplicationConfiguration(
+                address: .hostname(configuration.clientAddress.host, port: configuration.clientAddress.port),
+                serverName: "marblerun-swift"),
+            onServerRunning: { [logger, configuration] _ in
+                logger.notice("client API listening", metadata: ["address": "\(configuration.clientAddress)"])
+            },
+            logger: logger)
     }
 
     private func setStartupManifest(_ coordinator: Coordinator) async throws {

@@ -1,0 +1,161 @@
+import Attestation
+import CoordinatorCore
+import Crypto
+import Foundation
+import Hummingbird
+import JSONText
+import Logging
+import ServiceLifecycle
+import X509
+
+/// The client API in recovery mode (state 1, compat §1): status, a quote over a temporary
+/// certificate, the ephemeral recovery key and `recover`. Everything else waits for recovery.
+struct RecoveryAPI: Sendable {
+    let recovery: RecoveryCoordinator
+    let quoteIssuer: any QuoteIssuer
+    /// The temporary self-signed certificate the API serves until recovery (DER).
+    let certificate: [UInt8]
+    let logger: Logger
+    /// MarbleRun reads at most 20 KiB of a recovery request.
+    static let maximumBodySize = 20 << 10
+
+    static let paths: Set<String> = ["/api/v2/recover", "/recover", "/api/v2/recover/public-key"]
+
+    func router() -> Router<ClientRequestContext> {
+        let router = Router(context: ClientRequestContext.self)
+        let known = Self.paths.union(ClientAPI.paths)
+        router.add(middleware: JSendMiddleware(knownPaths: known, logger: logger))
+        router.get("/api/v2/status") { _, _ in JSend.success(status(v1: false)) }
+        router.get("/status") { _, _ in JSend.success(status(v1: true)) }
+        router.get("/api/v2/quote") { request, _ in
+            try JSend.success(
+                ClientAPI.quoteAnswer(
+                    request, rootDER: certificate, chainPEM: pem(), quoteIssuer: quoteIssuer, logger: logger, v1: false)
+            )
+        }
+        router.get("/quote") { request, _ in
+            try JSend.success(
+                ClientAPI.quoteAnswer(
+                    request, rootDER: certificate, chainPEM: pem(), quoteIssuer: quoteIssuer, logger: logger, v1: true))
+        }
+        router.get("/api/v2/recover/public-key") { _, _ in
+            JSend.success(
+                .object([
+                    JSONMember("algorithm", .string("RSA")),
+                    JSONMember("ephemeralPublicKey", .bytes(await recovery.ephemeralPublicKey)),
+                ]))
+        }
+        for path in ["/api/v2/recover", "/recover"] {
+            router.post(RouterPath(path)) { request, _ in
+                let body = try await request.body.collect(upTo: Self.maximumBodySize)
+                return try await JSend.success(recover(Array(buffer: body)))
+            }
+        }
+        // The rest of the client API exists, but not before recovery.
+        for path in ClientAPI.paths where !path.hasSuffix("status") && !path.hasSuffix("quote") {
+            for method in [HTTPRequest.Method.get, .post] {
+                router.on(RouterPath(path), method: method) { _, _ -> Response in
+                    throw CoordinatorError(
+                        .wrongState,
+                        "the Coordinator is in recovery mode: post the recovery secrets (marblerun recover) first")
+                }
+            }
+        }
+        return router
+    }
+
+    func status(v1: Bool) -> JSONValue {
+        let state = Coordinator.State.recovery
+        return .object([
+            JSONMember(v1 ? "StatusCode" : "code", .integer(state.rawValue)),
+            JSONMember(v1 ? "StatusMessage" : "message", .string(state.message)),
+        ])
+    }
+
+    private func pem() throws -> String {
+        try Certificate(derEncoded: certificate).serializeAsPEM().pemString + "\n"
+    }
+
+    /// `{"recoverySecret": base64, "recoverySecretSignature": base64}` → `{remaining, message}`.
+    func recover(_ body: [UInt8]) async throws -> JSONValue {
+        let value: JSONValue
+        do {
+            value = try JSONParser(maximumDepth: 4).parse(body)
+        } catch {
+            throw RequestError("the request body is not JSON: \(error.description)")
+        }
+        guard case .object(let members) = value else {
+            throw RequestError("the body must be {\"recoverySecret\": base64, \"recoverySecretSignature\": base64}")
+        }
+        var secret: [UInt8]?
+        var signature: [UInt8]?
+        for member in members {
+            guard case .string(let text) = member.value, let bytes = Base64.decode(text) else {
+                throw RequestError("\"\(member.key.prefix(40))\" must be standard base64")
+            }
+            switch member.key.lowercased() {
+            case "recoverysecret": secret = bytes
+            case "recoverysecretsignature": signature = bytes
+            default:
+                throw RequestError(
+                    "unknown field \"\(member.key.prefix(40))\": the body holds recoverySecret and recoverySecretSignature"
+                )
+            }
+        }
+        guard let secret, let signature else {
+            throw RequestError("the body needs both recoverySecret and recoverySecretSignature")
+        }
+        let remaining = try await recovery.recover(secret: secret, signature: signature)
+        logger.notice("recovery secret accepted", metadata: ["remaining": "\(remaining)"])
+        let message =
+            remaining == 0
+            ? "Recovery successful."
+            : "Secret was processed successfully. Upload the next secret. Remaining secrets: \(remaining)"
+        return .object([JSONMember("remaining", .integer(remaining)), JSONMember("message", .string(message))])
+    }
+}
+
+/// Ends the recovery server's service group once the state is recovered.
+struct RecoveryWatcher: Service {
+    let recovery: RecoveryCoordinator
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            if await recovery.isRecovered { return }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+    }
+}
+
+extension CoordinatorServer {
+    /// Serves the recovery API until the state is recovered (true) or a signal stops the
+    /// Coordinator (false).
+    func serveRecovery(_ recovery: RecoveryCoordinator, quoteIssuer: any QuoteIssuer) async throws -> Bool {
+        let needed = await recovery.remaining
+        logger.error(
+            "RECOVERY MODE: the sealed state cannot be opened on this machine",
+            metadata: ["reason": "\(recovery.reason)", "needed": "\(needed)"])
+        let key = P256.Signing.PrivateKey()
+        let name = try DistinguishedName { CommonName("MarbleRun Coordinator - Recovery") }
+        let now = Date()
+        let certificate = try Certificate(
+            version: .v3, serialNumber: .init(), publicKey: .init(key.publicKey), notValidBefore: now - 300,
+            notValidAfter: now + 86_400, issuer: name, subject: name, signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: try Certificate.Extensions {
+                SubjectAlternativeNames(configuration.dnsNames.map { .dnsName($0) })
+            }, issuerPrivateKey: .init(key))
+        let der = try certificate.derBytes()
+        let api = RecoveryAPI(recovery: recovery, quoteIssuer: quoteIssuer, certificate: der, logger: logger)
+        let client = try clientApplication(api.router(), certificate: der, key: Array(key.derRepresentation))
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [
+                    .init(service: client),
+                    .init(
+                        service: RecoveryWatcher(recovery: recovery),
+                        successTerminationBehavior: .gracefullyShutdownGroup),
+                ], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        return await recovery.isRecovered
+    }
+}

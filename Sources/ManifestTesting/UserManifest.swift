@@ -39,7 +39,7 @@ public enum UserManifest {
     public static func bytes(
         signerID: [UInt8], admin: TestUser, reader: TestUser, writer: TestUser, updaters: [TestUser] = [],
         updateThreshold: Int = 0, greeting: String = "hello", recoveryKeys: [TestRecoveryKey] = [],
-        recoveryThreshold: Int = 0
+        recoveryThreshold: Int = 0, featureGates: [String] = []
     ) -> [UInt8] {
         func pem(_ user: TestUser) -> String {
             user.certificatePEM.replacingOccurrences(of: "\n", with: "\\n")
@@ -84,7 +84,7 @@ public enum UserManifest {
                 "keyWriter": {"ResourceType": "Secrets", "ResourceNames": ["userKey"], "Actions": ["WriteSecret"]}
               },
               "RecoveryKeys": {\(recovery)},
-              "Config": {"UpdateThreshold": \(updateThreshold), "RecoveryThreshold": \(recoveryThreshold)}
+              "Config": {"UpdateThreshold": \(updateThreshold), "RecoveryThreshold": \(recoveryThreshold), "FeatureGates": [\(featureGates.map { "\"\($0)\"" }.joined(separator: ", "))]}
             }
             """.utf8)
     }

@@ -22,6 +22,7 @@ struct UserFixture {
     let updateThreshold: Int
     var recoveryKeys: [TestRecoveryKey] = []
     var recoveryThreshold = 0
+    var featureGates: [String] = []
     /// What setting the manifest returned: the recovery key holders' encrypted shares.
     var recoverySecrets: [String: [UInt8]] = [:]
     let coordinator: Coordinator
@@ -29,7 +30,8 @@ struct UserFixture {
 
     /// With `updaters` more users allowed to update the manifest ("updater1", …).
     static func make(
-        updaters: Int = 0, updateThreshold: Int = 0, recoveryKeys: [TestRecoveryKey] = [], recoveryThreshold: Int = 0
+        updaters: Int = 0, updateThreshold: Int = 0, recoveryKeys: [TestRecoveryKey] = [], recoveryThreshold: Int = 0,
+        featureGates: [String] = []
     ) async throws -> UserFixture {
         let platform = try SimulatedPlatform.generate()
         let (admin, reader, writer) = (
@@ -41,7 +43,8 @@ struct UserFixture {
         var fixture = UserFixture(
             place: place, platform: platform, enclave: ActivationManifest.enclave(on: platform), admin: admin,
             reader: reader, writer: writer, updaters: extra, updateThreshold: updateThreshold,
-            recoveryKeys: recoveryKeys, recoveryThreshold: recoveryThreshold, coordinator: coordinator, store: store)
+            recoveryKeys: recoveryKeys, recoveryThreshold: recoveryThreshold, featureGates: featureGates,
+            coordinator: coordinator, store: store)
         fixture.recoverySecrets = try await coordinator.setManifest(fixture.manifest()).recoverySecrets
         return fixture
     }
@@ -51,7 +54,7 @@ struct UserFixture {
         UserManifest.bytes(
             signerID: enclave.signerID, admin: admin, reader: reader, writer: writer, updaters: updaters,
             updateThreshold: updateThreshold, greeting: greeting, recoveryKeys: recoveryKeys,
-            recoveryThreshold: recoveryThreshold)
+            recoveryThreshold: recoveryThreshold, featureGates: featureGates)
     }
 
     /// Sets the user-defined secrets the marble's templates need.

@@ -119,6 +119,15 @@ struct UserAPITests {
                 statuses: [401, 401, 400, 403, 403, 400]),
             Row(method: "POST", path: "/api/v2/update-cancel", statuses: [401, 401, 200, 403, 403, 404]),
             Row(method: "GET", path: "/update-manifest", statuses: [404, 404, 404, 404, 404, 404]),
+            // Feature gates this manifest leaves off.
+            Row(
+                method: "POST", path: "/api/v2/sign-quote", body: #"{"sgxQuote":"AA=="}"#,
+                statuses: [403, 403, 403, 403, 403, 403]),
+            Row(
+                method: "POST", path: "/api/v2/monotonic-counter", body: #"{"name":"n","value":1}"#,
+                statuses: [403, 403, 403, 403, 403, 403]),
+            // Recovery exists only in recovery mode.
+            Row(method: "POST", path: "/api/v2/recover", body: "{}", statuses: [404, 404, 404, 404, 404, 404]),
         ]
         var writes = 0
         for row in rows {

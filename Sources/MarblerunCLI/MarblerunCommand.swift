@@ -8,8 +8,15 @@ public struct MarblerunCommand: AsyncParsableCommand {
         discussion: """
             Command names and flags follow MarbleRun's CLI, so existing scripts keep working. \
             Start with `marblerun manifest check FILE` to validate a manifest before you set it.
+
+            Commands that talk to a Coordinator first verify it: with --era-config FILE they check \
+            its quote (with a fresh nonce) against the identity in FILE and pin its root \
+            certificate (--coordinator-cert); later calls trust only that root. -i skips this.
             """,
-        subcommands: [ManifestCommand.self, QuoteCommand.self, SimulationCommand.self, PackageInfoCommand.self]
+        subcommands: [
+            ManifestCommand.self, CertificateCommand.self, SecretCommand.self, StatusCommand.self, RecoverCommand.self,
+            CheckCommand.self, PackageInfoCommand.self, QuoteCommand.self, SimulationCommand.self, VersionCommand.self,
+        ]
     )
 
     public init() {}
@@ -19,7 +26,10 @@ public struct MarblerunCommand: AsyncParsableCommand {
 struct ManifestCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "manifest",
-        abstract: "Check and inspect manifests.",
-        subcommands: [ManifestCheckCommand.self, ManifestSignatureCommand.self]
+        abstract: "Check, set, read, verify and update manifests.",
+        subcommands: [
+            ManifestCheckCommand.self, ManifestSignatureCommand.self, ManifestSetCommand.self, ManifestGetCommand.self,
+            ManifestVerifyCommand.self, ManifestUpdateCommand.self, ManifestLogCommand.self,
+        ]
     )
 }

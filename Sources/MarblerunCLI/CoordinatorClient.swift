@@ -1,0 +1,274 @@
+import ArgumentParser
+import AsyncHTTPClient
+import Attestation
+import AttestationPCCS
+import Crypto
+import Foundation
+import JSONText
+import NIOCore
+import NIOHTTP1
+import NIOSSL
+import X509
+
+/// A refusal the CLI reports in one line and exits non-zero for.
+struct CLIError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// How the CLI reaches a Coordinator and decides to trust it (MarbleRun's global flags).
+struct ConnectionOptions: ParsableArguments {
+    @Option(
+        name: .customLong("coordinator-cert"),
+        help: "Where the verified Coordinator root certificate is kept (PEM) and read from later.")
+    var coordinatorCert: String = ConnectionOptions.defaultCertificatePath
+
+    @Option(
+        name: .customLong("era-config"),
+        help:
+            "Expected Coordinator identity (JSON: UniqueID or SignerID/ProductID/SecurityVersion, Debug, AcceptedTCBStatuses); its quote is verified against it and the root pinned."
+    )
+    var eraConfig: String?
+
+    @Option(
+        name: .customLong("accepted-tcb-statuses"),
+        help: "Comma-separated TCB statuses to accept besides UpToDate (overrides the era config's).")
+    var acceptedTCBStatuses: String?
+
+    @Option(help: "Hex nonce the Coordinator's quote must bind (default: a fresh random one).")
+    var nonce: String?
+
+    @Option(help: "Trust quotes from the simulated platform in this directory (simulation only, no security).")
+    var simulation: String?
+
+    @Option(help: "Collateral for real quotes: a dcap-qvl JSON bundle or an Intel PCS folder.")
+    var collateral: String?
+
+    @Option(help: "PCCS or Intel PCS base URL for real quotes' collateral.")
+    var pccs: String?
+
+    @Flag(name: [.customShort("i"), .long], help: "Skip verifying the Coordinator (no quote check, no TLS check).")
+    var insecure = false
+
+    @Flag(help: "Print results as JSON.")
+    var json = false
+
+    /// The subject name of a Coordinator's root certificate.
+    static let rootName = "MarbleRun Coordinator"
+
+    static var defaultCertificatePath: String {
+        let base =
+            ProcessInfo.processInfo.environment["XDG_CONFIG_HOME"]
+            ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".config").path
+        return base + "/marblerun/coordinator-cert.pem"
+    }
+
+    /// A client that trusts the Coordinator at `address` (HOST:PORT): verified now against the
+    /// era config (and pinned unless `pin` is false), pinned earlier, or — only with `-i` — not at all.
+    func connect(_ address: String, identity: UserIdentity? = nil, pin: Bool = true) async throws
+        -> CoordinatorClient
+    {
+        let baseURL = "https://\(address)"
+        if insecure {
+            FileHandle.standardError.write(
+                Data("warning: --insecure: the Coordinator is not verified; anyone on the network could answer\n".utf8))
+            return try CoordinatorClient(baseURL: baseURL, root: nil, identity: identity)
+        }
+        if let eraConfig {
+            let root = try await verify(try EraConfig.read(eraConfig), baseURL: baseURL)
+            // A Coordinator in recovery mode serves a temporary certificate: never pin that one.
+            if pin, root.subject.description == "CN=\(Self.rootName)" { try save(root) }
+            return try CoordinatorClient(baseURL: baseURL, root: root, identity: identity)
+        }
+        guard let data = FileManager.default.contents(atPath: coordinatorCert),
+            let root = try? Certificate(pemEncoded: String(decoding: data, as: UTF8.self))
+        else {
+            throw CLIError(
+                "no verified Coordinator certificate at \(coordinatorCert): give --era-config FILE (with --simulation DIR for a simulated Coordinator) to verify its quote, or -i to skip verification"
+            )
+        }
+        return try CoordinatorClient(baseURL: baseURL, root: root, identity: identity)
+    }
+
+    /// Fetches `/api/v2/quote` with a nonce and checks that the quote verifies, binds the root
+    /// certificate and the nonce, and shows the era config's identity. Returns the root.
+    func verify(_ era: EraConfig, baseURL: String) async throws -> Certificate {
+        let nonceBytes: [UInt8]
+        if let nonce {
+            guard let bytes = Hex.decode(nonce), !bytes.isEmpty else { throw CLIError("--nonce must be hex digits") }
+            nonceBytes = bytes
+        } else {
+            nonceBytes = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
+        }
+        let unverified = try CoordinatorClient(baseURL: baseURL, root: nil, identity: nil)
+        let data = try await unverified.call(.GET, "/api/v2/quote?nonce=\(Self.base64URL(nonceBytes))")
+        guard case .object(let members) = data,
+            case .string(let chainText)? = members.first(where: { $0.key == "cert" })?.value,
+            case .string(let quoteText)? = members.first(where: { $0.key == "quote" })?.value,
+            let quoteBytes = Data(base64Encoded: quoteText)
+        else { throw CLIError("the Coordinator's quote answer is malformed") }
+        let chain = PEMChain.certificates(chainText)
+        guard let root = chain.last else { throw CLIError("the Coordinator sent no certificate with its quote") }
+        let verified: VerifiedQuote
+        do {
+            let quote = try Quote(parsing: Array(quoteBytes))
+            let (verifier, collateral) = try await trust(for: quote)
+            verified = try verifier.verify(quote, collateral: collateral, at: Date())
+        } catch let error as AttestationError {
+            throw CLIError("the Coordinator's quote does not verify: \(error.message) [\(error.code)]")
+        }
+        var rootDER = DERBytes.of(root)
+        rootDER += nonceBytes
+        guard Array(verified.reportData.prefix(32)) == Array(SHA256.hash(data: rootDER)) else {
+            throw CLIError("the Coordinator's quote does not bind its root certificate and our nonce")
+        }
+        var policy = era.policy
+        if let acceptedTCBStatuses {
+            policy.acceptedTCBStatuses = acceptedTCBStatuses.split(separator: ",").map {
+                TCBStatus(rawValue: String($0).trimmingCharacters(in: .whitespaces))
+            }
+        }
+        do {
+            try policy.check(verified)
+        } catch {
+            throw CLIError("the Coordinator is not the one the era config describes: \(error.message)")
+        }
+        return root
+    }
+
+    /// The verifier and collateral for the Coordinator's quote: the simulated platform, or the
+    /// Intel root with collateral from a file or a PCCS.
+    private func trust(for quote: Quote) async throws -> (QuoteVerifier, Collateral) {
+        if let simulation {
+            let platform = try SimulatedPlatform.load(from: URL(fileURLWithPath: simulation))
+            return (platform.verifier, platform.collateral)
+        }
+        if let collateral {
+            return (QuoteVerifier(), try FileCollateralProvider(location: URL(fileURLWithPath: collateral)).load())
+        }
+        if let pccs {
+            let client = HTTPClient(eventLoopGroupProvider: .singleton)
+            do {
+                let collateral = try await PCCSCollateralProvider(baseURL: pccs, client: client).collateral(for: quote)
+                try await client.shutdown()
+                return (QuoteVerifier(), collateral)
+            } catch {
+                try? await client.shutdown()
+                throw error
+            }
+        }
+        throw CLIError("say where the quote's collateral comes from: --simulation DIR, --collateral PATH or --pccs URL")
+    }
+
+    private func save(_ root: Certificate) throws {
+        let url = URL(fileURLWithPath: coordinatorCert)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try Data(try root.serializeAsPEM().pemString.utf8).write(to: url)
+    }
+
+    static func base64URL(_ bytes: [UInt8]) -> String {
+        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(
+            of: "/", with: "_")
+    }
+}
+
+/// A user's client certificate and key (PEM files), MarbleRun's `-c/--cert` and `-k/--key`.
+struct UserOptions: ParsableArguments {
+    @Option(name: [.customShort("c"), .long], help: "The user's client certificate (PEM), as in the manifest.")
+    var cert: String
+
+    @Option(name: [.customShort("k"), .long], help: "The user's private key (PEM).")
+    var key: String
+
+    var identity: UserIdentity { UserIdentity(certificatePath: cert, keyPath: key) }
+}
+
+struct UserIdentity: Sendable {
+    var certificatePath: String
+    var keyPath: String
+}
+
+/// The client REST API with the JSend envelope unwrapped.
+struct CoordinatorClient {
+    let baseURL: String
+    /// The pinned Coordinator root; nil with `-i`.
+    let root: Certificate?
+    let tls: TLSConfiguration
+
+    init(baseURL: String, root: Certificate?, identity: UserIdentity?) throws {
+        self.baseURL = baseURL
+        self.root = root
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.minimumTLSVersion = .tlsv12
+        if let root {
+            tls.trustRoots = .certificates([try NIOSSLCertificate(bytes: DERBytes.of(root), format: .der)])
+            // The root is pinned: it, not the host name, identifies the Coordinator.
+            tls.certificateVerification = .noHostnameVerification
+        } else {
+            tls.certificateVerification = .none
+        }
+        if let identity {
+            do {
+                tls.certificateChain = try NIOSSLCertificate.fromPEMFile(identity.certificatePath).map {
+                    .certificate($0)
+                }
+                tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: identity.keyPath, format: .pem))
+            } catch {
+                throw CLIError(
+                    "cannot read the user certificate \(identity.certificatePath) or key \(identity.keyPath)")
+            }
+        }
+        self.tls = tls
+    }
+
+    /// The `data` of a JSend `success`; a `fail` or `error` becomes a ``CLIError`` with its message.
+    func call(_ method: HTTPMethod, _ path: String, body: JSONValue? = nil) async throws -> JSONValue {
+        let client = HTTPClient(
+            eventLoopGroupProvider: .singleton, configuration: HTTPClient.Configuration(tlsConfiguration: tls))
+        do {
+            var request = HTTPClientRequest(url: baseURL + path)
+            request.method = method
+            if let body {
+                request.headers.add(name: "Content-Type", value: "application/json")
+                request.body = .bytes(ByteBuffer(bytes: body.serialized()))
+            }
+            let response = try await client.execute(request, timeout: .seconds(60))
+            let bytes = Array(buffer: try await response.body.collect(upTo: 64 << 20))
+            try await client.shutdown()
+            return try Self.unwrap(bytes, status: Int(response.status.code))
+        } catch let error as CLIError {
+            try? await client.shutdown()
+            throw error
+        } catch {
+            try? await client.shutdown()
+            throw CLIError("cannot reach the Coordinator at \(baseURL): \(error)")
+        }
+    }
+
+    static func unwrap(_ bytes: [UInt8], status: Int) throws -> JSONValue {
+        guard case .object(let members)? = try? JSONParser().parse(bytes) else {
+            throw CLIError("the Coordinator answered HTTP \(status) without a JSend body")
+        }
+        let field = { (name: String) in members.first(where: { $0.key == name })?.value }
+        if case .string("success")? = field("status") { return field("data") ?? .null }
+        if case .string(let message)? = field("message") { throw CLIError("\(message) (HTTP \(status))") }
+        throw CLIError("the Coordinator refused the request (HTTP \(status))")
+    }
+}
+
+/// DER of a certificate (swift-certificates keeps it only through a serializer).
+enum DERBytes {
+    static func of(_ certificate: Certificate) -> [UInt8] {
+        (try? certificate.serializeAsPEM().derBytes) ?? []
+    }
+}
+
+/// The certificates of a PEM chain, in order.
+enum PEMChain {
+    static func certificates(_ text: String) -> [Certificate] {
+        text.components(separatedBy: "-----END CERTIFICATE-----").compactMap { part in
+            guard let start = part.range(of: "-----BEGIN CERTIFICATE-----") else { return nil }
+            return try? Certificate(pemEncoded: String(part[start.lowerBound...]) + "-----END CERTIFICATE-----")
+        }
+    }
+}

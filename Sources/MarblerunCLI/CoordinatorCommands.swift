@@ -1,0 +1,200 @@
+import ArgumentParser
+import Crypto
+import Foundation
+import JSONText
+import X509
+import _CryptoExtras
+
+/// The CLI's release, printed by `marblerun version`.
+let marblerunVersion = "0.5.0"
+
+/// Prints `value` as JSON with `--json`, else the human text.
+func emit(_ value: JSONValue, text: @autoclosure () -> String, json: Bool) {
+    if json {
+        print(String(decoding: value.serialized(), as: UTF8.self))
+    } else {
+        print(text())
+    }
+}
+
+extension JSONValue {
+    subscript(_ key: String) -> JSONValue? {
+        guard case .object(let members) = self else { return nil }
+        return members.last(where: { $0.key == key })?.value
+    }
+
+    var string: String? {
+        if case .string(let text) = self { return text }
+        return nil
+    }
+
+    var int: Int? {
+        if case .number(let text) = self { return Int(text) }
+        return nil
+    }
+
+    var bytes: [UInt8]? { string.flatMap { Data(base64Encoded: $0) }.map(Array.init) }
+
+    static func base64(_ bytes: [UInt8]) -> JSONValue { .string(Data(bytes).base64EncodedString()) }
+}
+
+/// Writes `bytes` to `path` (mode `mode`), or prints them when `path` is nil.
+func output(_ bytes: [UInt8], to path: String?, mode: Int = 0o644) throws {
+    guard let path else {
+        FileHandle.standardOutput.write(Data(bytes))
+        return
+    }
+    guard FileManager.default.createFile(atPath: path, contents: Data(bytes), attributes: [.posixPermissions: mode])
+    else { throw CLIError("cannot write \(path)") }
+}
+
+/// `marblerun status ADDR`
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Print the Coordinator's state (1 recovery, 2 accepting a manifest, 3 running).")
+
+    @Argument(help: "The Coordinator's client API, HOST:PORT.") var address: String
+
+    @OptionGroup var connection: ConnectionOptions
+
+    func run() async throws {
+        let data = try await connection.connect(address).call(.GET, "/api/v2/status")
+        emit(data, text: "\(data["code"]?.int ?? 0): \(data["message"]?.string ?? "")", json: connection.json)
+    }
+}
+
+/// `marblerun check ADDR`: waits until the Coordinator answers.
+struct CheckCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check", abstract: "Wait until the Coordinator answers, then print its state.")
+
+    @Argument(help: "The Coordinator's client API, HOST:PORT.") var address: String
+
+    @OptionGroup var connection: ConnectionOptions
+
+    @Option(help: "Seconds to wait before giving up.")
+    var timeout: Int = 60
+
+    func run() async throws {
+        let deadline = ContinuousClock.now + .seconds(timeout)
+        var lastError: (any Error)?
+        repeat {
+            do {
+                let data = try await connection.connect(address, pin: false).call(.GET, "/api/v2/status")
+                emit(data, text: "\(data["code"]?.int ?? 0): \(data["message"]?.string ?? "")", json: connection.json)
+                return
+            } catch {
+                lastError = error
+                try await Task.sleep(for: .seconds(1))
+            }
+        } while ContinuousClock.now < deadline
+        throw CLIError("the Coordinator did not answer within \(timeout) s: \(lastError.map { "\($0)" } ?? "")")
+    }
+}
+
+/// `marblerun version`
+struct VersionCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "version", abstract: "Print the CLI's version.")
+
+    func run() {
+        print("marblerun-swift CLI \(marblerunVersion) (MarbleRun-compatible client API v2)")
+    }
+}
+
+/// `marblerun certificate root|intermediate|chain ADDR`
+struct CertificateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "certificate", abstract: "Print the Coordinator's certificates (after verifying it).",
+        subcommands: [Root.self, Intermediate.self, Chain.self])
+
+    enum Part { case root, intermediate, chain }
+
+    static func run(_ part: Part, _ connection: ConnectionOptions, _ address: String, output path: String?)
+        async throws
+    {
+        let data = try await connection.connect(address).call(.GET, "/api/v2/quote")
+        let chain = PEMChain.certificates(data["cert"]?.string ?? "")
+        guard chain.count == 2 else { throw CLIError("the Coordinator sent \(chain.count) certificates, expected 2") }
+        let selected: [Certificate]
+        switch part {
+        case .root: selected = [chain[1]]
+        case .intermediate: selected = [chain[0]]
+        case .chain: selected = chain
+        }
+        let pem = try selected.map { try $0.serializeAsPEM().pemString + "\n" }.joined()
+        try output(Array(pem.utf8), to: path)
+    }
+
+    struct Root: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "root", abstract: "The root certificate (PEM).")
+        @Argument(help: "The Coordinator's client API, HOST:PORT.") var address: String
+        @OptionGroup var connection: ConnectionOptions
+        @Option(name: [.customShort("o"), .long], help: "Write to this file instead of printing.") var output: String?
+        func run() async throws { try await CertificateCommand.run(.root, connection, address, output: output) }
+    }
+
+    struct Intermediate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "intermediate", abstract: "The intermediate certificate (PEM).")
+        @Argument(help: "The Coordinator's client API, HOST:PORT.") var address: String
+        @OptionGroup var connection: ConnectionOptions
+        @Option(name: [.customShort("o"), .long], help: "Write to this file instead of printing.") var output: String?
+        func run() async throws { try await CertificateCommand.run(.intermediate, connection, address, output: output) }
+    }
+
+    struct Chain: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "chain", abstract: "Intermediate and root certificates (PEM).")
+        @Argument(help: "The Coordinator's client API, HOST:PORT.") var address: String
+        @OptionGroup var connection: ConnectionOptions
+        @Option(name: [.customShort("o"), .long], help: "Write to this file instead of printing.") var output: String?
+        func run() async throws { try await CertificateCommand.run(.chain, connection, address, output: output) }
+    }
+}
+
+/// `marblerun recover SECRET_FILE ADDR -k KEY`
+struct RecoverCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "recover",
+        abstract: "Post your recovery secret to a Coordinator in recovery mode.",
+        discussion: """
+            SECRET_FILE holds your entry of the RecoverySecrets that `manifest set` returned (raw or \
+            base64). It is decrypted with your recovery key (-k, RSA PEM), signed with the same key \
+            and posted; the Coordinator accepts it only with that signature. The Coordinator in \
+            recovery mode serves a temporary certificate, so it is verified with --era-config (not \
+            the pinned root) and that certificate is not pinned.
+            """)
+
+    @Argument(help: "File with your encrypted recovery secret.")
+    var secretFile: String
+
+    @Argument(help: "The Coordinator's client API, HOST:PORT.") var address: String
+
+    @OptionGroup var connection: ConnectionOptions
+
+    @Option(name: [.customShort("k"), .long], help: "Your recovery private key (RSA, PEM).")
+    var key: String
+
+    func run() async throws {
+        guard let data = FileManager.default.contents(atPath: secretFile), data.count <= 64 << 10 else {
+            throw CLIError("cannot read the recovery secret \(secretFile)")
+        }
+        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let encrypted = Data(base64Encoded: text).map(Array.init) ?? Array(data)
+        guard let pem = FileManager.default.contents(atPath: key),
+            let privateKey = try? _RSA.Encryption.PrivateKey(pemRepresentation: String(decoding: pem, as: UTF8.self))
+        else { throw CLIError("cannot read the RSA private key \(key)") }
+        guard let share = try? Array(privateKey.decrypt(encrypted, padding: .PKCS1_OAEP_SHA256)) else {
+            throw CLIError("\(secretFile) does not decrypt with \(key): is it your entry of RecoverySecrets?")
+        }
+        let signing = try _RSA.Signing.PrivateKey(derRepresentation: privateKey.derRepresentation)
+        let signature = Array(try signing.signature(for: share, padding: .insecurePKCS1v1_5).rawRepresentation)
+        let answer = try await connection.connect(address, pin: false).call(
+            .POST, "/api/v2/recover",
+            body: .object([
+                JSONMember("recoverySecret", .base64(share)), JSONMember("recoverySecretSignature", .base64(signature)),
+            ]))
+        emit(answer, text: answer["message"]?.string ?? "", json: connection.json)
+    }
+}

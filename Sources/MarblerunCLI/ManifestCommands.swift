@@ -1,0 +1,234 @@
+import ArgumentParser
+import AuditLog
+import Crypto
+import Foundation
+import JSONText
+import Manifest
+import X509
+
+/// A manifest file (JSON or YAML) as the JSON bytes the Coordinator is sent.
+func manifestJSON(_ path: String) throws -> [UInt8] {
+    let bytes: [UInt8]
+    do throws(ManifestFile.ReadError) {
+        bytes = try ManifestFile.read(path, limit: ManifestOptions().maximumSize)
+    } catch {
+        throw CLIError(error.description)
+    }
+    let document = ManifestDocument.parse(bytes)
+    guard document.manifest != nil else {
+        let first = document.errors.first.map(\.description) ?? "it does not parse"
+        throw CLIError("\(path) is not a manifest: \(first) (see `marblerun manifest check \(path)`)")
+    }
+    return document.jsonBytes
+}
+
+func manifestBody(_ bytes: [UInt8]) -> JSONValue { .object([JSONMember("manifest", .base64(bytes))]) }
+
+/// `marblerun manifest set FILE ADDR`
+struct ManifestSetCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "set", abstract: "Set the Coordinator's manifest (JSON or YAML).")
+
+    @Argument(help: "The manifest file.") var file: String
+    @Argument(help: "The Coordinator's client API, HOST:PORT.") var address: String
+    @OptionGroup var connection: ConnectionOptions
+    @Option(
+        name: [.customShort("r"), .customLong("recoverydata")],
+        help: "Write the recovery secrets (JSON) to this file (0600) instead of printing them.")
+    var recoveryData: String?
+
+    func run() async throws {
+        let answer = try await connection.connect(address).call(
+            .POST, "/api/v2/manifest", body: manifestBody(try manifestJSON(file)))
+        if case .array(let warnings)? = answer["Warnings"] {
+            for warning in warnings { FileHandle.standardError.write(Data("warning: \(warning.string ?? "")\n".utf8)) }
+        }
+        if let secrets = answer["RecoverySecrets"], secrets != .null {
+            let text = secrets.serialized() + [UInt8(ascii: "\n")]
+            if let recoveryData {
+                try output(text, to: recoveryData, mode: 0o600)
+                print("Manifest set. Recovery secrets written to \(recoveryData): give each to its key's holder.")
+            } else {
+                print("Manifest set. Recovery secrets (give each to its key's holder):")
+                try output(text, to: nil)
+            }
+        } else {
+            print("Manifest set.")
+        }
+    }
+}
+
+/// `marblerun manifest get ADDR`
+struct ManifestGetCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "get", abstract: "Print the Coordinator's manifest after checking the root key's signature on it.")
+
+    @Argument(help: "The Coordinator's client API, HOST:PORT.") var address: String
+
+    @OptionGroup var connection: ConnectionOptions
+    @Option(name: [.customShort("o"), .long], help: "Write the manifest to this file.") var output: String?
+
+    func run() async throws {
+        let client = try await connection.connect(address)
+        let answer = try await client.call(.GET, "/api/v2/manifest")
+        guard let manifest = answer["manifest"]?.bytes else { throw CLIError("no manifest is set yet") }
+        if let root = client.root {
+            guard let signature = answer["manifestSignatureRootECDSA"]?.bytes,
+                RootSignature.isValid(signature, over: manifest, root: root)
+            else { throw CLIError("the manifest's signature does not verify with the Coordinator's root key") }
+        }
+        if connection.json {
+            emit(answer, text: "", json: true)
+        } else {
+            try MarblerunCLI.output(manifest, to: output)
+        }
+    }
+}
+
+/// `marblerun manifest verify FILE ADDR`
+struct ManifestVerifyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify", abstract: "Check that the Coordinator enforces exactly this manifest file.")
+
+    @Argument(help: "The manifest file you expect.") var file: String
+    @Argument(help: "The Coordinator's client API, HOST:PORT.") var address: String
+    @OptionGroup var connection: ConnectionOptions
+
+    func run() async throws {
+        let expected = ManifestDocument.fingerprint(of: try manifestJSON(file))
+        let answer = try await connection.connect(address).call(.GET, "/api/v2/manifest")
+        let actual = answer["manifestFingerprint"]?.string ?? ""
+        guard actual == expected else {
+            throw CLIError("the Coordinator enforces another manifest (fingerprint \(actual), \(file) has \(expected))")
+        }
+        print("OK: the Coordinator enforces \(file) (fingerprint \(expected))")
+    }
+}
+
+/// `marblerun manifest log ADDR [--verify]`
+struct ManifestLogCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "log", abstract: "Print the update log; --verify checks its signatures and hash chain.")
+
+    @Argument(help: "The Coordinator's client API, HOST:PORT.") var address: String
+
+    @OptionGroup var connection: ConnectionOptions
+    @Flag(help: "Verify every line against the Coordinator's root certificate.") var verify = false
+    @Option(name: [.customShort("o"), .long], help: "Write the log to this file.") var output: String?
+
+    func run() async throws {
+        let client = try await connection.connect(address)
+        let answer = try await client.call(.GET, "/api/v2/update")
+        guard case .array(let values)? = answer["updateLog"] else { throw CLIError("the update log is malformed") }
+        let lines = values.compactMap(\.string)
+        if verify {
+            guard let root = client.root else { throw CLIError("--verify needs a verified Coordinator, not -i") }
+            do {
+                let entries = try AuditLog.verify(lines.map { Array($0.utf8) }, root: root)
+                FileHandle.standardError.write(
+                    Data("verified: \(entries.count) entries, signed by the Coordinator root, chain intact\n".utf8))
+            } catch {
+                throw CLIError(error.description)
+            }
+        }
+        try MarblerunCLI.output(Array(lines.map { $0 + "\n" }.joined().utf8), to: output)
+    }
+}
+
+/// `marblerun manifest update apply|acknowledge|cancel|get`
+struct ManifestUpdateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "update", abstract: "Update the manifest: packages at once, full updates with acknowledgements.",
+        subcommands: [Apply.self, Acknowledge.self, Cancel.self, Get.self])
+
+    static func describe(_ answer: JSONValue) -> String {
+        let missing = answer["missingAcknowledgments"]?.int ?? 0
+        guard missing > 0 else { return "Update applied." }
+        let users =
+            (answer["missingUsers"].flatMap { value -> [String]? in
+                if case .array(let names) = value { return names.compactMap(\.string) }
+                return nil
+            } ?? []).joined(separator: ", ")
+        return "Update pending: \(missing) more acknowledgement(s) needed (waiting for: \(users))."
+    }
+
+    struct Apply: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "apply",
+            abstract: "Raise package SecurityVersions (a manifest of only Packages) or propose a full update.")
+        @Argument(help: "The update manifest.") var file: String
+        @Argument(help: "The Coordinator's client API, HOST:PORT.") var address: String
+        @OptionGroup var connection: ConnectionOptions
+        @OptionGroup var user: UserOptions
+        func run() async throws {
+            let answer = try await connection.connect(address, identity: user.identity).call(
+                .POST, "/api/v2/update", body: manifestBody(try manifestJSON(file)))
+            emit(answer, text: ManifestUpdateCommand.describe(answer), json: connection.json)
+        }
+    }
+
+    struct Acknowledge: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "acknowledge", abstract: "Acknowledge the pending full update with the same manifest file.")
+        @Argument(help: "The proposed manifest, byte for byte.") var file: String
+        @Argument(help: "The Coordinator's client API, HOST:PORT.") var address: String
+        @OptionGroup var connection: ConnectionOptions
+        @OptionGroup var user: UserOptions
+        func run() async throws {
+            guard let bytes = FileManager.default.contents(atPath: file) else { throw CLIError("cannot read \(file)") }
+            let answer = try await connection.connect(address, identity: user.identity).call(
+                .POST, "/api/v2/update-manifest", body: manifestBody(Array(bytes)))
+            emit(answer, text: ManifestUpdateCommand.describe(answer), json: connection.json)
+        }
+    }
+
+    struct Cancel: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "cancel", abstract: "Cancel the pending full update.")
+        @Argument(help: "The Coordinator's client API, HOST:PORT.") var address: String
+        @OptionGroup var connection: ConnectionOptions
+        @OptionGroup var user: UserOptions
+        func run() async throws {
+            let answer = try await connection.connect(address, identity: user.identity).call(
+                .POST, "/api/v2/update-cancel")
+            emit(answer, text: answer["message"]?.string ?? "Update cancelled.", json: connection.json)
+        }
+    }
+
+    struct Get: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "get",
+            abstract: "Print the pending full update's manifest (or, with --missing, who must still acknowledge).")
+        @Argument(help: "The Coordinator's client API, HOST:PORT.") var address: String
+        @OptionGroup var connection: ConnectionOptions
+        @Flag(help: "Print the users who have not acknowledged yet.") var missing = false
+        func run() async throws {
+            let answer = try await connection.connect(address).call(.GET, "/api/v2/update-manifest")
+            if connection.json {
+                emit(answer, text: "", json: true)
+            } else if missing {
+                print(answer["message"]?.string ?? "")
+            } else {
+                try output(answer["manifest"]?.bytes ?? [], to: nil)
+            }
+        }
+    }
+}
+
+/// The root key's ECDSA signature (ASN.1 DER) over SHA-256 of some bytes.
+enum RootSignature {
+    static func isValid(_ signature: [UInt8], over bytes: [UInt8], root: Certificate) -> Bool {
+        let digest = SHA256.hash(data: bytes)
+        if let key = P256.Signing.PublicKey(root.publicKey),
+            let parsed = try? P256.Signing.ECDSASignature(derRepresentation: signature)
+        {
+            return key.isValidSignature(parsed, for: digest)
+        }
+        if let key = P384.Signing.PublicKey(root.publicKey),
+            let parsed = try? P384.Signing.ECDSASignature(derRepresentation: signature)
+        {
+            return key.isValidSignature(parsed, for: digest)
+        }
+        return false
+    }
+}

@@ -1,0 +1,123 @@
+import Attestation
+import Foundation
+import ManifestTesting
+import Testing
+import X509
+
+/// The real `marblerun` CLI against the real Coordinator binary: verify and pin, set the
+/// manifest, secrets by role, a package update, the verified log, and recovery.
+@Suite struct CLIAgainstCoordinatorTests {
+    static let cli: URL = {
+        let products = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        let candidate = products.appendingPathComponent("marblerun")
+        if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+        return TestData.packageRoot.appendingPathComponent(".build/debug/marblerun")
+    }()
+
+    struct Session {
+        let coordinator: CoordinatorProcess
+        var address: String { "localhost:\(coordinator.clientPort)" }
+        var certificate: String { coordinator.directory.appendingPathComponent("pinned-root.pem").path }
+
+        /// Runs `marblerun ARGS` with the pinned-certificate path appended.
+        func run(_ arguments: [String]) async throws -> ProcessRunner.Result {
+            try await ProcessRunner.run(cli, arguments + ["--coordinator-cert", certificate])
+        }
+
+        func file(_ name: String, _ text: String) throws -> String {
+            try CoordinatorBinaryTests.write(text, name, in: coordinator.directory)
+        }
+    }
+
+    @Test func theCLIVerifiesPinsAndManagesTheCoordinator() async throws {
+        let coordinator = try CoordinatorProcess()
+        try await coordinator.start()
+        let session = Session(coordinator: coordinator)
+        let platform = try SimulatedPlatform.load(from: coordinator.simulationDirectory)
+        let simulation = ["--simulation", coordinator.simulationDirectory.path]
+        let uniqueID = Hex.encode(try SimulatedEnclave.uniqueID(of: CoordinatorProcess.binary))
+        let era = try session.file("era.json", #"{"coordinator": {"UniqueID": "\#(uniqueID)", "Debug": false}}"#)
+        let wrongEra = try session.file(
+            "wrong-era.json", #"{"coordinator": {"UniqueID": "\#(String(repeating: "ab", count: 32))"}}"#)
+
+        // Nothing pinned yet, no era config: refused with what to do.
+        let unpinned = try await session.run(["status", session.address])
+        #expect(unpinned.status != 0 && unpinned.stderr.contains("--era-config"), "\(unpinned.stderr)")
+        let wrong = try await session.run(["status", session.address, "--era-config", wrongEra] + simulation)
+        #expect(wrong.status != 0 && wrong.stderr.contains("era config"), "\(wrong.stderr)")
+        let status = try await session.run(["status", session.address, "--era-config", era] + simulation)
+        #expect(status.status == 0 && status.stdout.hasPrefix("2:"), "\(status.stdout)\(status.stderr)")
+
+        let users = try ["admin", "reader", "writer"].map { try TestUser(name: $0) }
+        var identity: [String: [String]] = [:]
+        for user in users {
+            identity[user.name] = [
+                "-c", try session.file("\(user.name).crt", user.certificatePEM),
+                "-k", try session.file("\(user.name).key", user.keyPEM),
+            ]
+        }
+        let holders = try ["alice", "bob", "carol"].map { try TestRecoveryKey(name: $0) }
+        let manifest = UserManifest.bytes(
+            signerID: ActivationManifest.enclave(on: platform).signerID, admin: users[0], reader: users[1],
+            writer: users[2], recoveryKeys: holders, recoveryThreshold: 2)
+        let manifestFile = try session.file("manifest.json", String(decoding: manifest, as: UTF8.self))
+        let recoveryFile = coordinator.directory.appendingPathComponent("recovery.json").path
+        // Pinned from here on: no era config needed.
+        let set = try await session.run(["manifest", "set", manifestFile, session.address, "-r", recoveryFile])
+        #expect(set.status == 0 && set.stdout.contains("Manifest set"), "\(set.stdout)\(set.stderr)")
+        let verify = try await session.run(["manifest", "verify", manifestFile, session.address])
+        #expect(verify.status == 0 && verify.stdout.hasPrefix("OK"), "\(verify.stderr)")
+        let get = try await session.run(["manifest", "get", session.address])
+        #expect(get.status == 0 && Array(get.stdoutData) == manifest, "\(get.stderr)")
+
+        let key = Data((0..<16).map { UInt8($0) }).base64EncodedString()
+        let secrets = try session.file("secrets.json", #"{"userKey": {"Key": "\#(key)"}}"#)
+        let setSecret = try await session.run(["secret", "set", secrets, session.address] + identity["writer"]!)
+        #expect(setSecret.status == 0, "\(setSecret.stderr)")
+        let read = try await session.run(["secret", "get", "userKey", session.address, "--json"] + identity["reader"]!)
+        #expect(read.status == 0 && read.stdout.contains(key), "\(read.stdout)\(read.stderr)")
+        let forbidden = try await session.run(["secret", "get", "userKey", session.address] + identity["writer"]!)
+        #expect(forbidden.status != 0 && forbidden.stderr.contains("may not read"), "\(forbidden.stderr)")
+
+        let update = try session.file("update.json", #"{"Packages": {"backend": {"SecurityVersion": 3}}}"#)
+        let applied = try await session.run(
+            ["manifest", "update", "apply", update, session.address] + identity["admin"]!)
+        #expect(applied.status == 0 && applied.stdout.contains("Update applied"), "\(applied.stderr)")
+        let log = try await session.run(["manifest", "log", session.address, "--verify"])
+        #expect(log.status == 0 && log.stderr.contains("verified: 3 entries"), "\(log.stderr)")
+        #expect(log.stdout.split(separator: "\n").count == 3)
+
+        let rootFile = coordinator.directory.appendingPathComponent("root.pem").path
+        #expect(try await session.run(["certificate", "root", session.address, "-o", rootFile]).status == 0)
+        #expect(
+            try Certificate(pemEncoded: try String(contentsOfFile: rootFile, encoding: .utf8))
+                == Certificate(pemEncoded: try String(contentsOfFile: session.certificate, encoding: .utf8)))
+
+        // Recovery: the sealing key is lost; two holders post their secrets with the CLI.
+        #expect(await coordinator.stop() == 0)
+        try FileManager.default.removeItem(
+            at: coordinator.sealDirectory.appendingPathComponent("simulation-sealing-key.INSECURE"))
+        try await coordinator.start()
+        let encrypted =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: recoveryFile)))
+            as? [String: String] ?? [:]
+        #expect(encrypted.keys.sorted() == ["alice", "bob", "carol"])
+        for (index, holder) in [holders[0], holders[2]].enumerated() {
+            let secretFile = try session.file("\(holder.name).secret", encrypted[holder.name] ?? "")
+            let keyFile = try session.file("\(holder.name).pem", holder.privateKeyPEM)
+            let recovered = try await session.run(
+                ["recover", secretFile, session.address, "-k", keyFile, "--era-config", era] + simulation)
+            #expect(recovered.status == 0, "\(recovered.stderr)")
+            #expect(recovered.stdout.contains(index == 0 ? "Remaining secrets: 1" : "Recovery successful"))
+        }
+        // Back with the same root: the pinned certificate works again.
+        let deadline = ContinuousClock.now + .seconds(30)
+        var running = try await session.run(["status", session.address])
+        while ContinuousClock.now < deadline, !running.stdout.hasPrefix("3:") {
+            try await Task.sleep(for: .milliseconds(200))
+            running = try await session.run(["status", session.address])
+        }
+        #expect(running.stdout.hasPrefix("3:"), "\(running.stdout)\(running.stderr)")
+        #expect(await coordinator.stop() == 0)
+    }
+}

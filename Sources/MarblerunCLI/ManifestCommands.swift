@@ -105,24 +105,45 @@ struct ManifestVerifyCommand: AsyncParsableCommand {
     }
 }
 
-/// `marblerun manifest log ADDR [--verify]`
+/// `marblerun manifest log ADDR [--verify] [--file LOG]`
 struct ManifestLogCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "log", abstract: "Print the update log; --verify checks its signatures and hash chain.")
+        commandName: "log",
+        abstract: "Print the update log; --verify checks its signatures and hash chain.",
+        discussion: """
+            With --file LOG the log is read from a file saved earlier (with -o) and checked offline \
+            against the pinned root certificate (--coordinator-cert): nothing is sent anywhere. A \
+            failing check names the first line that does not verify.
+            """)
 
-    @Argument(help: "The Coordinator's client API, HOST:PORT.") var address: String
-
+    @Argument(help: "The Coordinator's client API, HOST:PORT (not needed with --file).") var address: String?
     @OptionGroup var connection: ConnectionOptions
     @Flag(help: "Verify every line against the Coordinator's root certificate.") var verify = false
+    @Option(help: "Verify this saved log instead of fetching one.") var file: String?
     @Option(name: [.customShort("o"), .long], help: "Write the log to this file.") var output: String?
 
     func run() async throws {
-        let client = try await connection.connect(address)
-        let answer = try await client.call(.GET, "/api/v2/update")
-        guard case .array(let values)? = answer["updateLog"] else { throw CLIError("the update log is malformed") }
-        let lines = values.compactMap(\.string)
-        if verify {
-            guard let root = client.root else { throw CLIError("--verify needs a verified Coordinator, not -i") }
+        let lines: [String]
+        let root: Certificate?
+        if let file {
+            guard let data = FileManager.default.contents(atPath: file) else { throw CLIError("cannot read \(file)") }
+            lines = String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
+            guard let pem = FileManager.default.contents(atPath: connection.coordinatorCert),
+                let pinned = try? Certificate(pemEncoded: String(decoding: pem, as: UTF8.self))
+            else {
+                throw CLIError("no pinned Coordinator certificate at \(connection.coordinatorCert) to verify against")
+            }
+            root = pinned
+        } else {
+            guard let address else { throw CLIError("give the Coordinator's HOST:PORT, or --file LOG") }
+            let client = try await connection.connect(address)
+            let answer = try await client.call(.GET, "/api/v2/update")
+            guard case .array(let values)? = answer["updateLog"] else { throw CLIError("the update log is malformed") }
+            lines = values.compactMap(\.string)
+            root = client.root
+        }
+        if verify || file != nil {
+            guard let root else { throw CLIError("--verify needs a verified Coordinator, not -i") }
             do {
                 let entries = try AuditLog.verify(lines.map { Array($0.utf8) }, root: root)
                 FileHandle.standardError.write(
@@ -131,7 +152,9 @@ struct ManifestLogCommand: AsyncParsableCommand {
                 throw CLIError(error.description)
             }
         }
-        try MarblerunCLI.output(Array(lines.map { $0 + "\n" }.joined().utf8), to: output)
+        if file == nil || output != nil {
+            try MarblerunCLI.output(Array(lines.map { $0 + "\n" }.joined().utf8), to: output)
+        }
     }
 }
 

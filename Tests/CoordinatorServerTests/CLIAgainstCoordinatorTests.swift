@@ -121,3 +121,133 @@ import X509
         #expect(await coordinator.stop() == 0)
     }
 }
+
+/// Roles, package and full updates, and the update log through the CLI, with marbles activated
+/// over gRPC to show what a package update changes.
+@Suite struct CLIUpdateTests {
+    typealias Session = CLIAgainstCoordinatorTests.Session
+
+    @Test func rolesUpdatesAndTheLogThroughTheCLI() async throws {
+        let coordinator = try CoordinatorProcess()
+        // Marbles reach the mesh API by IP: the root must name it.
+        try await coordinator.start(extraArguments: ["--dns-names", "localhost,127.0.0.1"])
+        let session = Session(coordinator: coordinator)
+        let platform = try SimulatedPlatform.load(from: coordinator.simulationDirectory)
+        let uniqueID = Hex.encode(try SimulatedEnclave.uniqueID(of: CoordinatorProcess.binary))
+        let era = try session.file("era.json", #"{"UniqueID": "\#(uniqueID)"}"#)
+        let pinned = try await session.run(
+            ["status", session.address, "--era-config", era, "--simulation", coordinator.simulationDirectory.path])
+        try #require(pinned.status == 0, "\(pinned.stderr)")
+
+        let users = try ["admin", "reader", "writer", "updater1", "updater2", "stranger"].map { try TestUser(name: $0) }
+        var identity: [String: [String]] = [:]
+        for user in users {
+            identity[user.name] = [
+                "-c", try session.file("\(user.name).crt", user.certificatePEM),
+                "-k", try session.file("\(user.name).key", user.keyPEM),
+            ]
+        }
+        let enclave = ActivationManifest.enclave(on: platform)
+        func manifest(_ greeting: String) throws -> String {
+            let bytes = UserManifest.bytes(
+                signerID: enclave.signerID, admin: users[0], reader: users[1], writer: users[2],
+                updaters: Array(users[3...4]), updateThreshold: 2, greeting: greeting)
+            return try session.file("manifest-\(greeting).json", String(decoding: bytes, as: UTF8.self))
+        }
+        let version1 = try manifest("v1")
+        #expect(try await session.run(["manifest", "set", version1, session.address]).status == 0)
+        func logCount() async throws -> Int {
+            let log = try await session.run(["manifest", "log", session.address, "--verify"])
+            #expect(log.status == 0, "\(log.stderr)")
+            return log.stdout.split(separator: "\n").count
+        }
+
+        // Each role × command: exactly the allowed calls succeed; refusals name their HTTP status
+        // and change nothing.
+        let key = Data(repeating: 7, count: 16).base64EncodedString()
+        let secrets = try session.file("secrets.json", #"{"userKey": {"Key": "\#(key)"}}"#)
+        let certificateOwner = try TestUser(name: "service")
+        let pem = try session.file("service.pem", certificateOwner.certificatePEM + certificateOwner.keyPEM)
+        let raise = try session.file("raise.json", #"{"Packages": {"backend": {"SecurityVersion": 3}}}"#)
+        let cases: [(command: [String], allowed: Set<String>)] = [
+            (["secret", "get", "sharedKey", session.address], ["reader"]),
+            (["secret", "set", secrets, session.address], ["admin", "writer"]),
+            (["secret", "set", pem, session.address, "--from-pem", "userCert"], ["admin"]),
+            (["manifest", "update", "apply", raise, session.address], ["admin"]),
+        ]
+        for (command, allowed) in cases {
+            for user in ["stranger", "admin", "reader", "writer", "updater1"] {
+                let before = try await logCount()
+                let result = try await session.run(command + identity[user]!)
+                let expected = allowed.contains(user)
+                #expect((result.status == 0) == expected, "\(command) as \(user): \(result.stderr)")
+                if !expected {
+                    #expect(
+                        result.stderr.contains(user == "stranger" ? "(HTTP 401)" : "(HTTP 403)"),
+                        "\(command) as \(user): \(result.stderr)")
+                    #expect(try await logCount() == before, "\(command) as \(user) changed the log")
+                }
+            }
+        }
+        // The certificate round-trips, and the raised SecurityVersion holds for marbles.
+        let readCert = try await session.run(
+            ["secret", "get", "userCert", session.address, "--json"] + identity["admin"]!)
+        #expect(readCert.stdout.contains(Data(certificateOwner.certificateDER).base64EncodedString()))
+        let root = try Array(
+            Certificate(pemEncoded: String(contentsOfFile: session.certificate, encoding: .utf8)).serializeAsPEM()
+                .derBytes)
+        let marble = try TestMarble()
+        await CoordinatorBinaryTests.expectRefusal(.permissionDenied, "SecurityVersion 2 after the update") {
+            try await CoordinatorBinaryTests.activate(
+                coordinator, root: root, marble: marble, quote: try marble.quote(platform, enclave: enclave),
+                type: "backend")
+        }
+        var newer = enclave
+        newer.securityVersion = 3
+        _ = try await CoordinatorBinaryTests.activate(
+            coordinator, root: root, marble: marble, quote: try marble.quote(platform, enclave: newer), type: "backend")
+        let downgrade = try session.file("downgrade.json", #"{"Packages": {"backend": {"SecurityVersion": 2}}}"#)
+        let refused = try await session.run(
+            ["manifest", "update", "apply", downgrade, session.address] + identity["admin"]!)
+        #expect(refused.status != 0 && refused.stderr.contains("downgrade"), "\(refused.stderr)")
+
+        // A full update: 2 of 3 updaters; other bytes are no acknowledgement; then a cancel.
+        let version2 = try manifest("v2")
+        let proposed = try await session.run(
+            ["manifest", "update", "apply", version2, session.address] + identity["admin"]!)
+        #expect(proposed.stdout.contains("1 more acknowledgement"), "\(proposed.stdout)\(proposed.stderr)")
+        let missing = try await session.run(["manifest", "update", "get", session.address, "--missing"])
+        #expect(missing.stdout.contains("1 user still needs"), "\(missing.stdout)")
+        let otherBytes = try session.file(
+            "v2-reformatted.json", String(contentsOfFile: version2, encoding: .utf8) + "\n")
+        let notAnAck = try await session.run(
+            ["manifest", "update", "acknowledge", otherBytes, session.address] + identity["updater1"]!)
+        #expect(notAnAck.status != 0 && notAnAck.stderr.contains("not the pending manifest"), "\(notAnAck.stderr)")
+        let byReader = try await session.run(
+            ["manifest", "update", "acknowledge", version2, session.address] + identity["reader"]!)
+        #expect(byReader.status != 0 && byReader.stderr.contains("(HTTP 403)"))
+        let acknowledged = try await session.run(
+            ["manifest", "update", "acknowledge", version2, session.address] + identity["updater1"]!)
+        #expect(acknowledged.stdout.contains("Update applied"), "\(acknowledged.stdout)\(acknowledged.stderr)")
+        #expect(try await session.run(["manifest", "verify", version2, session.address]).status == 0)
+
+        let version3 = try manifest("v3")
+        _ = try await session.run(["manifest", "update", "apply", version3, session.address] + identity["updater2"]!)
+        let cancelled = try await session.run(["manifest", "update", "cancel", session.address] + identity["admin"]!)
+        #expect(cancelled.status == 0 && cancelled.stdout.contains("cancelled"), "\(cancelled.stderr)")
+        #expect(try await session.run(["manifest", "update", "get", session.address]).status != 0)
+        #expect(try await session.run(["manifest", "verify", version2, session.address]).status == 0)
+
+        // The saved log verifies offline; a changed line is named by its position.
+        let logFile = coordinator.directory.appendingPathComponent("update.log").path
+        #expect(try await session.run(["manifest", "log", session.address, "-o", logFile]).status == 0)
+        let offline = try await session.run(["manifest", "log", "--file", logFile])
+        #expect(offline.status == 0 && offline.stderr.contains("verified:"), "\(offline.stderr)")
+        var lines = try String(contentsOfFile: logFile, encoding: .utf8).split(separator: "\n").map(String.init)
+        lines[3] = lines[3].replacingOccurrences(of: "\"admin\"", with: "\"mallory\"")
+        let tampered = try session.file("tampered.log", lines.joined(separator: "\n") + "\n")
+        let detected = try await session.run(["manifest", "log", "--file", tampered])
+        #expect(detected.status != 0 && detected.stderr.contains("line 4"), "\(detected.stderr)")
+        #expect(await coordinator.stop() == 0)
+    }
+}

@@ -13,6 +13,8 @@ extension Coordinator {
         public var missingAcknowledgments: Int
         /// Users allowed to acknowledge who have not yet.
         public var missingUsers: [String]
+        /// New shares for the recovery keys, when an applied update changed them.
+        public var recoverySecrets: [String: [UInt8]] = [:]
     }
 
     /// A full update waiting for acknowledgements.
@@ -86,12 +88,14 @@ extension Coordinator {
         ]
         var applied: Applied?
         if pending.missingAcknowledgments == 0 {
-            applied = try apply(pending.manifest, to: &newCore)
+            applied = try await apply(pending.manifest, to: &newCore)
             events.append(applied!.event)
         }
-        try await commit(newCore, events: events)
+        try await commit(newCore, events: events, also: applied?.recoveryWrites ?? [])
         if let applied { adopt(applied) }
-        return UpdateResult(missingAcknowledgments: pending.missingAcknowledgments, missingUsers: pending.missingUsers)
+        return UpdateResult(
+            missingAcknowledgments: pending.missingAcknowledgments, missingUsers: pending.missingUsers,
+            recoverySecrets: applied?.recoverySecrets ?? [:])
     }
 
     /// Cancels the pending full update.
@@ -220,12 +224,14 @@ extension Coordinator {
         ]
         var applied: Applied?
         if pending.missingAcknowledgments == 0 {
-            applied = try apply(document.bytes, to: &newCore)
+            applied = try await apply(document.bytes, to: &newCore)
             events.append(applied!.event)
         }
-        try await commit(newCore, events: events)
+        try await commit(newCore, events: events, also: applied?.recoveryWrites ?? [])
         if let applied { adopt(applied) }
-        return UpdateResult(missingAcknowledgments: pending.missingAcknowledgments, missingUsers: pending.missingUsers)
+        return UpdateResult(
+            missingAcknowledgments: pending.missingAcknowledgments, missingUsers: pending.missingUsers,
+            recoverySecrets: applied?.recoverySecrets ?? [:])
     }
 
     /// What applying a full update changes besides the core record.
@@ -234,13 +240,16 @@ extension Coordinator {
         var pki: CoordinatorPKI
         var sharedSecrets: [String: SecretValue]
         var event: Event
+        /// New recovery data and shares when the recovery keys or threshold changed.
+        var recoveryWrites: [StoreWrite] = []
+        var recoverySecrets: [String: [UInt8]] = [:]
     }
 
     /// Applies `bytes` to `newCore`: the new manifest, a new intermediate and marble root, shared
     /// secrets kept when their definition is unchanged (symmetric keys) or regenerated
     /// (certificates, changed or new definitions), user-defined values kept when their definition
     /// is unchanged, the old values as `.Previous.Secrets`, and package updates cleared.
-    private func apply(_ bytes: [UInt8], to newCore: inout CoreState) throws(CoordinatorError) -> Applied {
+    private func apply(_ bytes: [UInt8], to newCore: inout CoreState) async throws(CoordinatorError) -> Applied {
         let document = try Self.validated(bytes, strict: configuration.strictManifest)
         guard let manifest = document.manifest, let old = self.document?.manifest else {
             throw CoordinatorError(.internalFailure, "the manifest to apply did not parse")
@@ -259,9 +268,16 @@ extension Coordinator {
         newCore.pendingUpdate = nil
         try newCore.setPKI(newPKI)
         newCore.sharedSecrets = shared.mapValues(CoreState.StoredSecret.init)
-        return Applied(
+        var applied = Applied(
             document: document, pki: newPKI, sharedSecrets: shared,
             event: Event(AuditEvent.updateApplied, user: nil, details: ["manifestFingerprint": document.fingerprint]))
+        // New recovery keys get new shares (of the same data key: see the notes on re-keying).
+        if manifest.recoveryKeys != old.recoveryKeys
+            || manifest.config.recoveryThreshold != old.config.recoveryThreshold
+        {
+            (applied.recoveryWrites, applied.recoverySecrets) = try await recoveryData(for: manifest)
+        }
+        return applied
     }
 
     private func adopt(_ applied: Applied) {

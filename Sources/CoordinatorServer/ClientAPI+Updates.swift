@@ -39,8 +39,14 @@ extension ClientAPI {
         return .object([
             JSONMember("missingAcknowledgments", .integer(result.missingAcknowledgments)),
             JSONMember("missingUsers", .array(result.missingUsers.map { .string($0) })),
-            JSONMember("recoverySecrets", .null),
+            JSONMember("recoverySecrets", Self.recoverySecrets(result.recoverySecrets)),
         ])
+    }
+
+    /// Recovery key name → base64 share, or null when there are none.
+    static func recoverySecrets(_ secrets: [String: [UInt8]]) -> JSONValue {
+        secrets.isEmpty
+            ? .null : .object(secrets.sorted { $0.key < $1.key }.map { JSONMember($0.key, .bytes($0.value)) })
     }
 
     func pendingUpdate() async throws -> JSONValue {
@@ -67,7 +73,7 @@ extension ClientAPI {
             JSONMember("message", .string(message)),
             JSONMember("missingUsers", .array(result.missingUsers.map { .string($0) })),
             JSONMember("missingAcknowledgments", .integer(result.missingAcknowledgments)),
-            JSONMember("recoverySecrets", .null),
+            JSONMember("recoverySecrets", Self.recoverySecrets(result.recoverySecrets)),
         ])
     }
 

@@ -122,12 +122,8 @@ struct ClientAPI: Sendable {
         for warning in result.warnings {
             logger.warning("manifest warning", metadata: ["problem": "\(warning.description)"])
         }
-        let recoverySecrets: JSONValue =
-            result.recoverySecrets.isEmpty
-            ? .null
-            : .object(result.recoverySecrets.sorted { $0.key < $1.key }.map { JSONMember($0.key, .bytes($0.value)) })
         return .object([
-            JSONMember("RecoverySecrets", recoverySecrets),
+            JSONMember("RecoverySecrets", Self.recoverySecrets(result.recoverySecrets)),
             JSONMember("Warnings", .array(result.warnings.map { .string($0.description) })),
         ])
     }

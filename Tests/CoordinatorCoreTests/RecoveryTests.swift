@@ -149,3 +149,31 @@ struct TestFailure: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
 }
+
+@Suite struct RecoveryKeyUpdateTests {
+    /// An update that changes the recovery keys hands out new shares; only the new keys'
+    /// holders can recover afterwards, because shares must be signed by a current key.
+    @Test func newRecoveryKeysGetNewSharesAndOldHoldersAreLockedOut() async throws {
+        let alice = try TestRecoveryKey(name: "alice")
+        var fixture = try await UserFixture.make(recoveryKeys: [alice])
+        let aliceShare = try RecoveryTests.share(fixture, alice)
+        let newHolders = try ["bob", "carol"].map { try TestRecoveryKey(name: $0) }
+        fixture.recoveryKeys = newHolders
+        let result = try await fixture.coordinator.update(
+            fixture.manifest(greeting: "new keys"), by: try await fixture.user(fixture.admin))
+        #expect(result.missingAcknowledgments == 0)
+        #expect(result.recoverySecrets.keys.sorted() == ["bob", "carol"])
+        fixture.recoverySecrets = result.recoverySecrets
+
+        let (recovery, store) = try await RecoveryTests.loseSealingKeyAndReopen(fixture)
+        defer { Task { await store.close() } }
+        await expectCode(.forbidden) {
+            _ = try await recovery.recover(secret: aliceShare, signature: try alice.sign(aliceShare))
+        }
+        for holder in newHolders {
+            let share = try RecoveryTests.share(fixture, holder)
+            _ = try await recovery.recover(secret: share, signature: try holder.sign(share))
+        }
+        #expect(await recovery.isRecovered)
+    }
+}

@@ -47,7 +47,24 @@ public struct CoordinatorServer: Sendable {
                     await store.close()
                     return
                 case .recovery(let recovery):
-                    guard try await serveRecovery(recovery, quoteIssuer: environment.quoteIssuer) else {
+                    let overwrite: @Sendable ([UInt8]) async throws -> Coordinator.ManifestResult = { [core] manifest in
+                        try await recovery.discardState()
+                        // Recovery mode ends once the new state is set up (or failed to be), never
+                        // while a second Coordinator could still be writing it.
+                        do {
+                            let fresh = try await Coordinator.start(
+                                configuration: core, verifier: environment.verifier,
+                                collateralProvider: environment.collateral, store: store, sealer: environment.sealer)
+                            let result = try await fresh.setManifest(manifest)
+                            await recovery.finish()
+                            return result
+                        } catch {
+                            await recovery.finish()
+                            throw error
+                        }
+                    }
+                    guard try await serveRecovery(recovery, quoteIssuer: environment.quoteIssuer, overwrite: overwrite)
+                    else {
                         await store.close()
                         return
                     }

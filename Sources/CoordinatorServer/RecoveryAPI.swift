@@ -5,6 +5,7 @@ import Foundation
 import Hummingbird
 import JSONText
 import Logging
+import Manifest
 import ServiceLifecycle
 import X509
 
@@ -16,6 +17,8 @@ struct RecoveryAPI: Sendable {
     /// The temporary self-signed certificate the API serves until recovery (DER).
     let certificate: [UInt8]
     let logger: Logger
+    /// Discards the sealed state and sets `manifest` on a new one (the explicit overwrite).
+    let overwrite: @Sendable (_ manifest: [UInt8]) async throws -> Coordinator.ManifestResult
     /// MarbleRun reads at most 20 KiB of a recovery request.
     static let maximumBodySize = 20 << 10
 
@@ -51,17 +54,51 @@ struct RecoveryAPI: Sendable {
                 return try await JSend.success(recover(Array(buffer: body)))
             }
         }
+        router.post("/api/v2/manifest") { request, _ in
+            let body = try await request.body.collect(upTo: 12 << 20)
+            return try await JSend.success(overwriteManifest(Array(buffer: body)))
+        }
         // The rest of the client API exists, but not before recovery.
         for path in ClientAPI.paths where !path.hasSuffix("status") && !path.hasSuffix("quote") {
+            if path == "/api/v2/manifest" {
+                router.get(RouterPath(path)) { _, _ -> Response in throw Self.notYet }
+                continue
+            }
             for method in [HTTPRequest.Method.get, .post] {
-                router.on(RouterPath(path), method: method) { _, _ -> Response in
-                    throw CoordinatorError(
-                        .wrongState,
-                        "the Coordinator is in recovery mode: post the recovery secrets (marblerun recover) first")
-                }
+                router.on(RouterPath(path), method: method) { _, _ -> Response in throw Self.notYet }
             }
         }
         return router
+    }
+
+    static let notYet = CoordinatorError(
+        .wrongState, "the Coordinator is in recovery mode: post the recovery secrets (marblerun recover) first")
+
+    /// `{"manifest": base64, "overwriteSealedState": true}`: only with the explicit flag does a
+    /// new manifest replace the sealed state, which is then gone for good.
+    func overwriteManifest(_ body: [UInt8]) async throws -> JSONValue {
+        let fields = try ClientAPI.objectFields(body, allowed: ["manifest", "overwritesealedstate"])
+        guard case .bool(true)? = fields["overwritesealedstate"] else {
+            throw CoordinatorError(
+                .wrongState,
+                "the Coordinator is in recovery mode: recover its state (marblerun recover), or discard it for good by sending the manifest with \"overwriteSealedState\": true (marblerun manifest set --overwrite-sealed-state)"
+            )
+        }
+        guard case .string(let text)? = fields["manifest"], let manifest = Base64.decode(text) else {
+            throw RequestError("\"manifest\" must be the manifest in standard base64")
+        }
+        // Nothing is discarded for a manifest that would be refused.
+        let document = ManifestDocument.parse(manifest)
+        guard document.isValid else {
+            let summary = document.errors.prefix(20).map(\.description).joined(separator: "; ")
+            throw CoordinatorError(.invalidManifest, "the manifest has \(document.errors.count) error(s): \(summary)")
+        }
+        let result = try await overwrite(manifest)
+        logger.warning("the sealed state was discarded on request and a new manifest set")
+        return .object([
+            JSONMember("RecoverySecrets", ClientAPI.recoverySecrets(result.recoverySecrets)),
+            JSONMember("Warnings", .array(result.warnings.map { .string($0.description) })),
+        ])
     }
 
     func status(v1: Bool) -> JSONValue {
@@ -130,7 +167,10 @@ struct RecoveryWatcher: Service {
 extension CoordinatorServer {
     /// Serves the recovery API until the state is recovered (true) or a signal stops the
     /// Coordinator (false).
-    func serveRecovery(_ recovery: RecoveryCoordinator, quoteIssuer: any QuoteIssuer) async throws -> Bool {
+    func serveRecovery(
+        _ recovery: RecoveryCoordinator, quoteIssuer: any QuoteIssuer,
+        overwrite: @escaping @Sendable ([UInt8]) async throws -> Coordinator.ManifestResult
+    ) async throws -> Bool {
         let needed = await recovery.remaining
         logger.error(
             "RECOVERY MODE: the sealed state cannot be opened on this machine",
@@ -145,7 +185,8 @@ extension CoordinatorServer {
                 SubjectAlternativeNames(configuration.dnsNames.map { .dnsName($0) })
             }, issuerPrivateKey: .init(key))
         let der = try certificate.derBytes()
-        let api = RecoveryAPI(recovery: recovery, quoteIssuer: quoteIssuer, certificate: der, logger: logger)
+        let api = RecoveryAPI(
+            recovery: recovery, quoteIssuer: quoteIssuer, certificate: der, logger: logger, overwrite: overwrite)
         let client = try clientApplication(api.router(), certificate: der, key: Array(key.derRepresentation))
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(

@@ -36,10 +36,17 @@ struct ManifestSetCommand: AsyncParsableCommand {
         name: [.customShort("r"), .customLong("recoverydata")],
         help: "Write the recovery secrets (JSON) to this file (0600) instead of printing them.")
     var recoveryData: String?
+    @Flag(
+        name: .customLong("overwrite-sealed-state"),
+        help: "For a Coordinator in recovery mode: discard its sealed state for good and start over with FILE.")
+    var overwriteSealedState = false
 
     func run() async throws {
-        let answer = try await connection.connect(address).call(
-            .POST, "/api/v2/manifest", body: manifestBody(try manifestJSON(file)))
+        var body = manifestBody(try manifestJSON(file))
+        if overwriteSealedState, case .object(let members) = body {
+            body = .object(members + [JSONMember("overwriteSealedState", .bool(true))])
+        }
+        let answer = try await connection.connect(address).call(.POST, "/api/v2/manifest", body: body)
         if case .array(let warnings)? = answer["Warnings"] {
             for warning in warnings { FileHandle.standardError.write(Data("warning: \(warning.string ?? "")\n".utf8)) }
         }

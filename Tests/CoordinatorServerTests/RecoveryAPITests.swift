@@ -92,3 +92,49 @@ import X509
         return try Certificate(derEncoded: try #require(chain.last))
     }
 }
+
+@Suite struct RecoveryOverwriteTests {
+    /// In recovery mode a new manifest replaces the sealed state only when asked to explicitly.
+    @Test func aNewManifestReplacesTheSealedStateOnlyExplicitly() async throws {
+        let coordinator = try CoordinatorProcess()
+        try await coordinator.start()
+        let platform = try SimulatedPlatform.load(from: coordinator.simulationDirectory)
+        let users = try ["admin", "reader", "writer"].map { try TestUser(name: $0) }
+        let manifest = UserManifest.bytes(
+            signerID: ActivationManifest.enclave(on: platform).signerID, admin: users[0], reader: users[1],
+            writer: users[2], recoveryKeys: [try TestRecoveryKey(name: "only")])
+        let body = Data(manifest).base64EncodedString()
+        #expect(
+            try await coordinator.request("POST", "/api/v2/manifest", body: #"{"manifest":"\#(body)"}"#).status == 200)
+        let oldRoot = try await RecoveryAPITests.root(coordinator)
+        #expect(await coordinator.stop() == 0)
+        try FileManager.default.removeItem(
+            at: coordinator.sealDirectory.appendingPathComponent(SimulationSealer.fileName))
+        try await coordinator.start()
+        #expect(try await RecoveryAPITests.statusCode(coordinator) == 1)
+
+        let plain = try await coordinator.request("POST", "/api/v2/manifest", body: #"{"manifest":"\#(body)"}"#)
+        #expect(plain.status == 409 && (plain.json["message"] as? String ?? "").contains("overwriteSealedState"))
+        let invalid = try await coordinator.request(
+            "POST", "/api/v2/manifest", body: #"{"manifest":"e30=","overwriteSealedState":true}"#)
+        #expect(invalid.status == 400, "an invalid manifest discards nothing: \(invalid.json)")
+        #expect(try await RecoveryAPITests.statusCode(coordinator) == 1)
+
+        let explicit = try await coordinator.request(
+            "POST", "/api/v2/manifest", body: #"{"manifest":"\#(body)","overwriteSealedState":true}"#)
+        #expect(explicit.status == 200, "\(explicit.json)")
+        #expect(
+            ((explicit.json["data"] as? [String: Any])?["RecoverySecrets"] as? [String: String])?.keys.sorted() == [
+                "only"
+            ])
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline, (try? await RecoveryAPITests.statusCode(coordinator)) != 3 {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(try await RecoveryAPITests.statusCode(coordinator) == 3)
+        #expect(try await RecoveryAPITests.root(coordinator) != oldRoot, "a new state has a new CA")
+        let log = try await coordinator.request("GET", "/api/v2/update")
+        #expect(((log.json["data"] as? [String: Any])?["updateLog"] as? [String])?.count == 1)
+        #expect(await coordinator.stop() == 0)
+    }
+}

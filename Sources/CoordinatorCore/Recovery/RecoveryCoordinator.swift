@@ -20,6 +20,7 @@ public actor RecoveryCoordinator {
     private let ephemeralKey: _RSA.Encryption.PrivateKey
     /// Shares received so far, by recovery key name.
     private var shares: [String: [UInt8]] = [:]
+    /// Recovery mode is over: the state was recovered (or, on request, discarded).
     public private(set) var isRecovered = false
 
     init(
@@ -86,6 +87,29 @@ public actor RecoveryCoordinator {
         isRecovered = true
         return 0
     }
+
+    /// Deletes the sealed state for good, so that a new manifest can start a new one: only on a
+    /// user's explicit request. Returns once the deletion is durable; the caller sets up the new
+    /// state and then ends recovery mode with ``finish()``.
+    public func discardState() async throws(CoordinatorError) {
+        guard !isRecovered else {
+            throw CoordinatorError(.wrongState, "the Coordinator is already recovered; restart is in progress")
+        }
+        do {
+            var writes: [StoreWrite] = []
+            for key in try await store.keys(withPrefix: "k/") + [SealedStore.sealedDataKeyName, RecoveryData.storeKey] {
+                if let value = try await store.read(key) {
+                    writes.append(StoreWrite(key: key, value: nil, expectedVersion: value.version))
+                }
+            }
+            try await store.commit(writes)
+        } catch {
+            throw CoordinatorError(.storeUnavailable, "discarding the sealed state failed: \(error.message)")
+        }
+    }
+
+    /// Ends recovery mode after ``discardState()`` and whatever replaced the state.
+    public func finish() { isRecovered = true }
 
     /// The recovery key whose signature over SHA-256 of `share` `signature` is.
     private func owner(of share: [UInt8], signature: [UInt8]) -> String? {

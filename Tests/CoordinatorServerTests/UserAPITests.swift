@@ -214,3 +214,71 @@ struct UserAPITests {
         #expect(await cluster.coordinator.stop() == 0)
     }
 }
+
+/// The feature-gated endpoints of the real binary with the gates on: sign-quote checked with
+/// the root key, and a monotonic counter set by a marble with its Coordinator-issued certificate.
+@Suite struct FeatureGateAPITests {
+    @Test func signQuoteAndMonotonicCounterWorkWhenEnabled() async throws {
+        let coordinator = try CoordinatorProcess()
+        try await coordinator.start(extraArguments: ["--dns-names", "localhost,127.0.0.1"])
+        let platform = try SimulatedPlatform.load(from: coordinator.simulationDirectory)
+        let users = try ["admin", "reader", "writer"].map { try TestUser(name: $0) }
+        let enclave = ActivationManifest.enclave(on: platform)
+        let manifest = UserManifest.bytes(
+            signerID: enclave.signerID, admin: users[0], reader: users[1], writer: users[2],
+            featureGates: ["SignQuoteEndpoint", "MonotonicCounter"])
+        let set = try await coordinator.request(
+            "POST", "/api/v2/manifest", body: #"{"manifest":"\#(Data(manifest).base64EncodedString())"}"#)
+        try #require(set.status == 200, "\(set.json)")
+        let root = try await RecoveryAPITests.root(coordinator)
+
+        let quote = try TestMarble().quote(platform, enclave: enclave)
+        let quoteText = Data(quote).base64EncodedString()
+        let signed = try await coordinator.request("POST", "/api/v2/sign-quote", body: #"{"sgxQuote":"\#(quoteText)"}"#)
+        let data = try #require(signed.json["data"] as? [String: Any], "\(signed.json)")
+        #expect(data["tcbStatus"] as? String == "UpToDate")
+        let signature = try #require(Data(base64Encoded: data["verificationSignature"] as? String ?? ""))
+        let key = try #require(P256.Signing.PublicKey(root.publicKey))
+        #expect(
+            key.isValidSignature(
+                try P256.Signing.ECDSASignature(derRepresentation: signature),
+                for: SHA256.hash(data: Array((quoteText + "UpToDate").utf8))))
+        let bad = try await coordinator.request("POST", "/api/v2/sign-quote", body: #"{"sgxQuote":"AAAA"}"#)
+        #expect(bad.status == 400 && bad.json["status"] as? String == "fail")
+
+        // A marble: user-defined secrets first, then an activation for its certificate and key.
+        let admin = (
+            try CoordinatorBinaryTests.write(users[0].certificatePEM, "admin.crt", in: coordinator.directory),
+            try CoordinatorBinaryTests.write(users[0].keyPEM, "admin.key", in: coordinator.directory)
+        )
+        let owner = try TestUser(name: "service")
+        let pem = owner.certificatePEM.replacingOccurrences(of: "\n", with: "\\n")
+        let secrets =
+            #"{"secrets":{"userKey":{"Key":"AAAAAAAAAAAAAAAAAAAAAA=="},"userCert":{"Cert":"\#(pem)","Private":"\#(owner.key.derRepresentation.base64EncodedString())"}}}"#
+        #expect(try await coordinator.request("POST", "/api/v2/secrets", body: secrets, identity: admin).status == 200)
+        let marble = try TestMarble()
+        let activation = try await CoordinatorBinaryTests.activate(
+            coordinator, root: try root.serializeAsPEM().derBytes, marble: marble,
+            quote: try marble.quote(platform, enclave: enclave), type: "backend")
+        let env = activation.parameters.env
+        let marbleIdentity = (
+            try CoordinatorBinaryTests.write(
+                String(decoding: env["MARBLE_PREDEFINED_MARBLE_CERTIFICATE_CHAIN"] ?? Data(), as: UTF8.self),
+                "marble.crt", in: coordinator.directory),
+            try CoordinatorBinaryTests.write(
+                String(decoding: env["MARBLE_PREDEFINED_PRIVATE_KEY"] ?? Data(), as: UTF8.self), "marble.key",
+                in: coordinator.directory)
+        )
+        func counter(_ value: Int, as identity: (String, String)?) async throws -> (status: Int, json: [String: Any]) {
+            try await coordinator.request(
+                "POST", "/api/v2/monotonic-counter", body: #"{"name":"epoch","value":\#(value)}"#, identity: identity)
+        }
+        #expect(try await counter(5, as: nil).status == 401)
+        #expect(try await counter(5, as: admin).status == 401, "a user is not a marble")
+        for (value, previous) in [(5, 0), (2, 5), (9, 5)] {
+            let answer = try await counter(value, as: marbleIdentity)
+            #expect((answer.json["data"] as? [String: Any])?["value"] as? Int == previous, "\(answer.json)")
+        }
+        #expect(await coordinator.stop() == 0)
+    }
+}

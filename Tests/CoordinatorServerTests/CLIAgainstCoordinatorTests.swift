@@ -223,9 +223,18 @@ import X509
         let notAnAck = try await session.run(
             ["manifest", "update", "acknowledge", otherBytes, session.address] + identity["updater1"]!)
         #expect(notAnAck.status != 0 && notAnAck.stderr.contains("not the pending manifest"), "\(notAnAck.stderr)")
-        let byReader = try await session.run(
-            ["manifest", "update", "acknowledge", version2, session.address] + identity["reader"]!)
-        #expect(byReader.status != 0 && byReader.stderr.contains("(HTTP 403)"))
+        // Only updaters may acknowledge or cancel; the others are refused and change nothing.
+        for user in ["stranger", "reader", "writer"] {
+            let before = try await logCount()
+            for command in [["acknowledge", version2], ["cancel"]] {
+                let refused = try await session.run(
+                    ["manifest", "update"] + command + [session.address] + identity[user]!)
+                let status = user == "stranger" ? "(HTTP 401)" : "(HTTP 403)"
+                #expect(
+                    refused.status != 0 && refused.stderr.contains(status), "\(command) as \(user): \(refused.stderr)")
+            }
+            #expect(try await logCount() == before)
+        }
         let acknowledged = try await session.run(
             ["manifest", "update", "acknowledge", version2, session.address] + identity["updater1"]!)
         #expect(acknowledged.stdout.contains("Update applied"), "\(acknowledged.stdout)\(acknowledged.stderr)")

@@ -1,4 +1,5 @@
 import AuditLog
+import Crypto
 import Foundation
 import JSONText
 import Manifest
@@ -91,7 +92,7 @@ extension Coordinator {
             applied = try await apply(pending.manifest, to: &newCore)
             events.append(applied!.event)
         }
-        try await commit(newCore, events: events, also: applied?.recoveryWrites ?? [])
+        try await commit(newCore, events: events, also: applied?.recoveryWrites ?? [], rekey: applied?.rekey)
         if let applied { adopt(applied) }
         return UpdateResult(
             missingAcknowledgments: pending.missingAcknowledgments, missingUsers: pending.missingUsers,
@@ -227,7 +228,7 @@ extension Coordinator {
             applied = try await apply(document.bytes, to: &newCore)
             events.append(applied!.event)
         }
-        try await commit(newCore, events: events, also: applied?.recoveryWrites ?? [])
+        try await commit(newCore, events: events, also: applied?.recoveryWrites ?? [], rekey: applied?.rekey)
         if let applied { adopt(applied) }
         return UpdateResult(
             missingAcknowledgments: pending.missingAcknowledgments, missingUsers: pending.missingUsers,
@@ -243,6 +244,14 @@ extension Coordinator {
         /// New recovery data and shares when the recovery keys or threshold changed.
         var recoveryWrites: [StoreWrite] = []
         var recoverySecrets: [String: [UInt8]] = [:]
+        /// The state re-encrypted under a new data key, when the recovery keys changed.
+        var rekey: Rekey?
+    }
+
+    /// Moving the state to a new data key: the writes and the store that reads the result.
+    struct Rekey {
+        var writes: [StoreWrite]
+        var store: SealedStore
     }
 
     /// Applies `bytes` to `newCore`: the new manifest, a new intermediate and marble root, shared
@@ -271,11 +280,26 @@ extension Coordinator {
         var applied = Applied(
             document: document, pki: newPKI, sharedSecrets: shared,
             event: Event(AuditEvent.updateApplied, user: nil, details: ["manifestFingerprint": document.fingerprint]))
-        // New recovery keys get new shares (of the same data key: see the notes on re-keying).
+        // New recovery keys: the state moves to a new data key, so that shares held by removed
+        // keys open nothing written from now on, and the new keys get shares of the new key.
         if manifest.recoveryKeys != old.recoveryKeys
             || manifest.config.recoveryThreshold != old.config.recoveryThreshold
         {
-            (applied.recoveryWrites, applied.recoverySecrets) = try await recoveryData(for: manifest)
+            let newKey = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
+            let moved = try await sealed.rekeyWrites(to: newKey, replacing: ["core", AuditTrail.headName])
+            let sealedKey: StoredValue?
+            do {
+                sealedKey = try await sealed.store.read(SealedStore.sealedDataKeyName)
+            } catch {
+                throw CoordinatorError(.storeUnavailable, "the state store failed: \(error.message)")
+            }
+            applied.rekey = Rekey(
+                writes: moved.writes + [
+                    StoreWrite(
+                        key: SealedStore.sealedDataKeyName, value: try sealer.seal(newKey),
+                        expectedVersion: sealedKey?.version)
+                ], store: moved.store)
+            (applied.recoveryWrites, applied.recoverySecrets) = try await recoveryData(for: manifest, dataKey: newKey)
         }
         return applied
     }
@@ -337,15 +361,20 @@ extension Coordinator {
 
     typealias Event = AuditTrail.Event
 
-    /// Writes `newCore` and the log entries in one durable commit, then adopts them.
-    func commit(_ newCore: CoreState, events: [Event], also extra: [StoreWrite] = []) async throws(CoordinatorError) {
-        let (logWrites, nextTrail) = try trail.appending(
-            events, at: configuration.now(), signedBy: pki.rootKey, in: sealed)
-        try await sealed.commit(
-            [try sealed.write("core", newCore.encoded(), expectedVersion: coreVersion)] + logWrites + extra)
+    /// Writes `newCore` and the log entries in one durable commit, then adopts them. With
+    /// `rekey`, the same commit moves the whole state to the new data key.
+    func commit(_ newCore: CoreState, events: [Event], also extra: [StoreWrite] = [], rekey: Rekey? = nil)
+        async throws(CoordinatorError)
+    {
+        let target = rekey?.store ?? sealed
+        let (logWrites, nextTrail) = try (rekey == nil ? trail : trail.rebased()).appending(
+            events, at: configuration.now(), signedBy: pki.rootKey, in: target)
+        let coreWrite = try target.write("core", newCore.encoded(), expectedVersion: rekey == nil ? coreVersion : nil)
+        try await sealed.commit((rekey?.writes ?? []) + [coreWrite] + logWrites + extra)
         core = newCore
-        coreVersion += 1
+        coreVersion = rekey == nil ? coreVersion + 1 : 1
         trail = nextTrail
+        if let rekey { sealed = rekey.store }
         cachedIssuer = nil
     }
 }

@@ -55,7 +55,10 @@ public actor Coordinator {
     let configuration: Configuration
     let verifier: QuoteVerifier
     let collateralProvider: any CollateralProvider
-    let sealed: SealedStore
+    /// Replaced when the state is re-encrypted under a new data key.
+    var sealed: SealedStore
+    /// Seals a new data key for this machine.
+    let sealer: any Sealer
     public private(set) var state: State
     public internal(set) var pki: CoordinatorPKI
     let rootSecret: SymmetricKey
@@ -149,7 +152,7 @@ public actor Coordinator {
         return .ready(
             Coordinator(
                 configuration: configuration, verifier: verifier, collateralProvider: collateralProvider,
-                sealed: sealed,
+                sealed: sealed, sealer: sealer,
                 pki: pki, core: core,
                 coreVersion: record.version, document: document, trail: trail))
     }
@@ -187,16 +190,17 @@ public actor Coordinator {
         ])
         return Coordinator(
             configuration: configuration, verifier: verifier, collateralProvider: collateralProvider, sealed: sealed,
-            pki: pki, core: core,
+            sealer: sealer, pki: pki, core: core,
             coreVersion: 1, document: nil, trail: AuditTrail())
     }
 
     private init(
         configuration: Configuration, verifier: QuoteVerifier, collateralProvider: any CollateralProvider,
-        sealed: SealedStore,
+        sealed: SealedStore, sealer: any Sealer,
         pki: CoordinatorPKI, core: CoreState, coreVersion: Int64, document: ManifestDocument?, trail: AuditTrail
     ) {
         self.trail = trail
+        self.sealer = sealer
         self.configuration = configuration
         self.verifier = verifier
         self.collateralProvider = collateralProvider
@@ -378,6 +382,7 @@ public actor Coordinator {
     private func commitCounts(_ batch: [PendingCount]) async -> [Result<Void, CoordinatorError>] {
         var lastError = CoordinatorError(.conflict, "too many concurrent activations; retry")
         for attempt in 1...8 {
+            let attemptKey = sealed.dataKeyBytes
             do throws(CoordinatorError) {
                 var results: [Result<Void, CoordinatorError>] = []
                 var counts: [String: (count: UInt64, version: Int64?, start: UInt64)] = [:]
@@ -417,7 +422,15 @@ public actor Coordinator {
                     let bytes = withUnsafeBytes(of: entry.count.bigEndian) { Array($0) }
                     writes.append(try sealed.write("count/\(marbleType)", bytes, expectedVersion: entry.version))
                 }
-                if !writes.isEmpty { try await sealed.commit(writes) }
+                if !writes.isEmpty {
+                    try await sealed.commit(writes)
+                    // Re-encrypted during this attempt (a recovery-key update): these records may
+                    // have gone to the old names; count again in the new state.
+                    if sealed.dataKeyBytes != attemptKey {
+                        lastError = CoordinatorError(.conflict, "the state was re-encrypted during the commit")
+                        continue
+                    }
+                }
                 return results
             } catch  where error.code == .conflict {
                 lastError = error

@@ -1,12 +1,13 @@
 import Attestation
 import AuditLog
-import CoordinatorCore
 import Crypto
 import Foundation
 import ManifestTesting
 import Store
 import Testing
 import _CryptoExtras
+
+@testable import CoordinatorCore
 
 @Suite struct RecoveryTests {
     /// Destroys the simulation sealing key and opens the store again: recovery mode.
@@ -151,12 +152,18 @@ struct TestFailure: Error, CustomStringConvertible {
 }
 
 @Suite struct RecoveryKeyUpdateTests {
-    /// An update that changes the recovery keys hands out new shares; only the new keys'
-    /// holders can recover afterwards, because shares must be signed by a current key.
-    @Test func newRecoveryKeysGetNewSharesAndOldHoldersAreLockedOut() async throws {
+    /// An update that changes the recovery keys moves the state to a new data key: the removed
+    /// holder's share (here the old data key itself) opens nothing anymore, the state survives a
+    /// restart, and only the new holders can recover.
+    @Test func newRecoveryKeysReEncryptTheStateAndLockOldHoldersOut() async throws {
         let alice = try TestRecoveryKey(name: "alice")
         var fixture = try await UserFixture.make(recoveryKeys: [alice])
+        try await fixture.setMarbleSecrets()
+        _ = try await fixture.activate()
         let aliceShare = try RecoveryTests.share(fixture, alice)
+        let oldState = SealedStore(store: fixture.store, dataKey: aliceShare)
+        #expect(try await oldState.read("core") != nil, "one key: the share is the data key")
+
         let newHolders = try ["bob", "carol"].map { try TestRecoveryKey(name: $0) }
         fixture.recoveryKeys = newHolders
         let result = try await fixture.coordinator.update(
@@ -164,8 +171,29 @@ struct TestFailure: Error, CustomStringConvertible {
         #expect(result.missingAcknowledgments == 0)
         #expect(result.recoverySecrets.keys.sorted() == ["bob", "carol"])
         fixture.recoverySecrets = result.recoverySecrets
+        #expect(try await oldState.read("core") == nil, "the old data key names no record anymore")
+        for key in try await fixture.store.keys(withPrefix: "k/") {
+            let record = try #require(try await fixture.store.read(key))
+            #expect(
+                (try? AES.GCM.open(AES.GCM.SealedBox(combined: record.bytes), using: SymmetricKey(data: aliceShare)))
+                    == nil)
+        }
+        // Everything moved: a restart finds the same secrets, counts and log.
+        let entries = try await fixture.coordinator.updateLog()
+        await fixture.store.close()
+        let (restarted, restartedStore) = try await SealedStateTests.start(fixture.place, platform: fixture.platform)
+        #expect(try await restarted.updateLog() == entries)
+        #expect(try await restarted.activationCount("backend") == 1)
+        let admin = try await restarted.authenticate(fixture.admin.certificateDER)
+        #expect(try await restarted.secrets(["userKey"], for: admin)["userKey"]?.privateKey.count == 16)
+        await restartedStore.close()
 
-        let (recovery, store) = try await RecoveryTests.loseSealingKeyAndReopen(fixture)
+        let (recovery, store) = try await RecoveryTests.loseSealingKeyAndReopen(
+            UserFixture(
+                place: fixture.place, platform: fixture.platform, enclave: fixture.enclave, admin: fixture.admin,
+                reader: fixture.reader, writer: fixture.writer, updaters: [], updateThreshold: 0,
+                recoveryKeys: newHolders, recoverySecrets: fixture.recoverySecrets, coordinator: restarted,
+                store: try await SQLiteStore.open(path: fixture.place.database)))
         defer { Task { await store.close() } }
         await expectCode(.forbidden) {
             _ = try await recovery.recover(secret: aliceShare, signature: try alice.sign(aliceShare))

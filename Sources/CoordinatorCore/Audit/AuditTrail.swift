@@ -17,6 +17,9 @@ struct AuditTrail: Sendable {
 
     static func entryName(_ sequence: Int) -> String { "log/\(sequence)" }
 
+    /// The same position for a re-encrypted store, where the head is written anew.
+    func rebased() -> AuditTrail { AuditTrail(count: count, last: last, version: nil) }
+
     static func load(from sealed: SealedStore) async throws(CoordinatorError) -> AuditTrail {
         guard let record = try await sealed.read(headName) else { return AuditTrail() }
         guard case .object(let members) = try? JSONParser().parse(record.bytes),

@@ -145,7 +145,7 @@ struct RecoveryData: Sendable, Hashable {
 extension Coordinator {
     /// The write that stores the recovery data of `manifest` (or removes it when the manifest
     /// has no recovery keys) and the shares to hand out.
-    func recoveryData(for manifest: Manifest) async throws(CoordinatorError) -> (
+    func recoveryData(for manifest: Manifest, dataKey: [UInt8]? = nil) async throws(CoordinatorError) -> (
         writes: [StoreWrite], secrets: [String: [UInt8]]
     ) {
         let current: StoredValue?
@@ -156,7 +156,7 @@ extension Coordinator {
         }
         guard
             let made = try RecoveryData.make(
-                dataKey: sealed.dataKeyBytes, recoveryKeys: manifest.recoveryKeys,
+                dataKey: dataKey ?? sealed.dataKeyBytes, recoveryKeys: manifest.recoveryKeys,
                 threshold: manifest.config.recoveryThreshold)
         else {
             let removal = current.map {

@@ -4,11 +4,13 @@ import Foundation
 import Store
 
 /// The Coordinator's view of its store: every record encrypted with the 32-byte data key
-/// (AES-256-GCM, the record's name and a format tag as authenticated data) under a name the
-/// store cannot read (HMAC of the record's name). The store sees ciphertext only.
+/// (AES-256-GCM) under a name the store cannot read (HMAC of the record's name). The plaintext
+/// starts with the record's name, so the state can be re-encrypted under a new data key without
+/// a list of names; the storage name and a format tag are the authenticated data, so records
+/// cannot be swapped. The store sees ciphertext only.
 struct SealedStore: Sendable {
     static let sealedDataKeyName = "sealed-data-key"
-    static let formatTag = "marblerun-swift state v1"
+    static let formatTag = "marblerun-swift state v2"
 
     let store: any StateStore
     private let dataKey: SymmetricKey
@@ -29,7 +31,19 @@ struct SealedStore: Sendable {
         "k/" + Hex.encode(HMAC<SHA256>.authenticationCode(for: Array(name.utf8), using: nameKey))
     }
 
-    private func associatedData(_ name: String) -> [UInt8] { Array("\(Self.formatTag)|\(name)".utf8) }
+    private func associatedData(storageName: String) -> [UInt8] { Array("\(Self.formatTag)|\(storageName)".utf8) }
+
+    /// The name and contents of a stored record, authenticated under its storage name.
+    private func open(_ bytes: [UInt8], storageName: String) -> (name: String, contents: [UInt8])? {
+        guard let box = try? AES.GCM.SealedBox(combined: bytes),
+            let plain = try? Array(
+                AES.GCM.open(box, using: dataKey, authenticating: associatedData(storageName: storageName))),
+            plain.count >= 2
+        else { return nil }
+        let length = Int(plain[0]) << 8 | Int(plain[1])
+        guard plain.count >= 2 + length else { return nil }
+        return (String(decoding: plain[2..<(2 + length)], as: UTF8.self), Array(plain[(2 + length)...]))
+    }
 
     /// The decrypted record and its version, nil if absent; a record that does not
     /// authenticate is an error that names it, never treated as absent.
@@ -41,22 +55,52 @@ struct SealedStore: Sendable {
             throw CoordinatorError(.storeUnavailable, "the state store failed: \(error.message)")
         }
         guard let stored else { return nil }
-        do {
-            let box = try AES.GCM.SealedBox(combined: stored.bytes)
-            return (Array(try AES.GCM.open(box, using: dataKey, authenticating: associatedData(name))), stored.version)
-        } catch {
+        guard let record = open(stored.bytes, storageName: storageName(name)), record.name == name else {
             throw CoordinatorError(
                 .sealedState,
                 "the sealed state record \"\(name)\" is corrupt or was tampered with (it does not authenticate); refusing to use it"
             )
         }
+        return (record.contents, stored.version)
+    }
+
+    /// Writes that move every record to `newDataKey` (new storage names, new ciphertexts),
+    /// except the records named in `replacing`, which the caller writes itself; and the store
+    /// that reads them. Applied in one commit, the old data key no longer opens anything.
+    func rekeyWrites(to newDataKey: [UInt8], replacing: Set<String>) async throws(CoordinatorError) -> (
+        writes: [StoreWrite], store: SealedStore
+    ) {
+        let next = SealedStore(store: store, dataKey: newDataKey)
+        var writes: [StoreWrite] = []
+        do {
+            for key in try await store.keys(withPrefix: "k/") {
+                guard let stored = try await store.read(key) else { continue }
+                guard let record = open(stored.bytes, storageName: key) else {
+                    throw CoordinatorError(
+                        .sealedState, "a sealed state record does not authenticate; refusing to re-encrypt the state")
+                }
+                writes.append(StoreWrite(key: key, value: nil, expectedVersion: stored.version))
+                if !replacing.contains(record.name) {
+                    writes.append(try next.write(record.name, record.contents, expectedVersion: nil))
+                }
+            }
+        } catch let error as CoordinatorError {
+            throw error
+        } catch {
+            throw CoordinatorError(.storeUnavailable, "the state store failed while re-encrypting the state")
+        }
+        return (writes, next)
     }
 
     /// A write of `bytes` to record `name`, expected at `version` (nil: new).
     func write(_ name: String, _ bytes: [UInt8], expectedVersion: Int64?) throws(CoordinatorError) -> StoreWrite {
+        let key = storageName(name)
+        let nameBytes = Array(name.utf8)
+        guard nameBytes.count <= 0xFFFF else { throw CoordinatorError(.internalFailure, "a record name is too long") }
         do {
-            let sealed = try AES.GCM.seal(bytes, using: dataKey, authenticating: associatedData(name))
-            return StoreWrite(key: storageName(name), value: Array(sealed.combined!), expectedVersion: expectedVersion)
+            let plain = [UInt8(nameBytes.count >> 8), UInt8(nameBytes.count & 0xFF)] + nameBytes + bytes
+            let sealed = try AES.GCM.seal(plain, using: dataKey, authenticating: associatedData(storageName: key))
+            return StoreWrite(key: key, value: Array(sealed.combined!), expectedVersion: expectedVersion)
         } catch {
             throw CoordinatorError(.internalFailure, "encrypting the state failed")
         }

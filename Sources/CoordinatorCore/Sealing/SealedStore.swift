@@ -56,6 +56,15 @@ struct SealedStore: Sendable {
         }
         guard let stored else { return nil }
         guard let record = open(stored.bytes, storageName: storageName(name)), record.name == name else {
+            if let box = try? AES.GCM.SealedBox(combined: stored.bytes),
+                (try? AES.GCM.open(box, using: dataKey, authenticating: Array("marblerun-swift state v1|\(name)".utf8)))
+                    != nil
+            {
+                throw CoordinatorError(
+                    .sealedState,
+                    "the sealed state was written by an earlier development build (state format v1), which this Coordinator does not read; start with a new seal directory"
+                )
+            }
             throw CoordinatorError(
                 .sealedState,
                 "the sealed state record \"\(name)\" is corrupt or was tampered with (it does not authenticate); refusing to use it"

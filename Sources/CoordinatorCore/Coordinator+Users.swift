@@ -69,6 +69,7 @@ extension Coordinator {
             }
             values[name] = try secret.value(for: definition, name: name)
         }
+        try Self.checkTemplates(of: manifest, with: values, changed: Set(secrets.keys))
         var newCore = core
         newCore.userDefinedSecrets = values
         try await commit(
@@ -78,6 +79,30 @@ extension Coordinator {
                     AuditEvent.secretsWritten, user: user.name,
                     details: ["secrets": secrets.keys.sorted().joined(separator: ",")])
             ])
+    }
+
+    /// Renders every marble's files and environment with the user-defined values (stand-ins for
+    /// the rest), as MarbleRun does before it accepts secrets: a value that a template cannot use
+    /// (a NUL byte in an environment variable, say) is refused now, not at a marble's activation.
+    static func checkTemplates(of manifest: Manifest, with values: [String: SecretValue], changed: Set<String>)
+        throws(CoordinatorError)
+    {
+        let templateValues = DryRun.values(for: manifest, actual: values.mapValues(\.templateValue))
+        for (marbleName, marble) in manifest.marbles.sorted(by: { $0.key < $1.key }) {
+            let items =
+                marble.parameters.files.map { ($0.value, Template.Kind.file, "file \($0.key)") }
+                + marble.parameters.env.map { ($0.value, Template.Kind.env, "environment variable \($0.key)") }
+            for (value, kind, what) in items {
+                do {
+                    _ = try ParameterIssuer.render(value, kind: kind, values: templateValues, what: what)
+                } catch {
+                    throw CoordinatorError(
+                        .invalidRequest,
+                        "the secrets \(changed.sorted().joined(separator: ", ")) cannot be used by marble \(marbleName): \((error as? CoordinatorError)?.message ?? "\(error)")"
+                    )
+                }
+            }
+        }
     }
 
     /// The update log's lines, oldest first; see ``AuditLog`` for their format.

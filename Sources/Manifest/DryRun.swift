@@ -1,11 +1,15 @@
 /// Stand-in secrets for rendering every template once when a manifest is checked, as MarbleRun
 /// does before it accepts a manifest. Each has the parts its type really has, so
 /// `{{ pem .Secrets.key.Cert }}` on a symmetric key fails here and not at a marble's activation.
-enum DryRun {
-    static func values(for manifest: Manifest) -> TemplateValues {
+public enum DryRun {
+    /// Stand-ins for every secret of `manifest`, with `actual` values where given (a user's new
+    /// secret checked against every template before it is accepted).
+    public static func values(
+        for manifest: Manifest, actual: [String: TemplateValues.Secret] = [:]
+    ) -> TemplateValues {
         var secrets: [String: TemplateValues.Secret] = [:]
         for (name, secret) in manifest.secrets {
-            secrets[name] = standIn(for: secret)
+            secrets[name] = actual[name] ?? standIn(for: secret)
         }
         let certificate = TemplateValues.Secret(type: "cert-ecdsa", cert: [0x41])
         let marbleRun: [String: TemplateValues.Secret] = [

@@ -248,3 +248,35 @@ func expectCode(_ code: CoordinatorError.Code, _ body: () async throws -> Void) 
         #expect(try AuditLog.verify(try await restarted.updateLog(), root: root).count == 4)
     }
 }
+
+@Suite struct SecretTemplateTests {
+    /// A value a marble's template cannot use is refused when it is set, not at activation.
+    @Test func aSecretThatWouldBreakAMarblesEnvironmentIsRefused() async throws {
+        let platform = try SimulatedPlatform.generate()
+        let enclave = ActivationManifest.enclave(on: platform)
+        let writer = try TestUser(name: "writer")
+        let manifest = """
+            {
+              "Packages": {"backend": {"SignerID": "\(Hex.encode(enclave.signerID))", "ProductID": 1, "SecurityVersion": 2}},
+              "Marbles": {"backend": {"Package": "backend", "Parameters": {"Env": {"NOTE": "{{ string .Secrets.note }}"}}}},
+              "Secrets": {"note": {"Type": "plain", "UserDefined": true}},
+              "Users": {"writer": {"Certificate": "\(writer.certificatePEM.replacingOccurrences(of: "\n", with: "\\n"))", "Roles": ["noteWriter"]}},
+              "Roles": {"noteWriter": {"ResourceType": "Secrets", "ResourceNames": ["note"], "Actions": ["WriteSecret"]}}
+            }
+            """
+        let coordinator = try await Coordinator.start(
+            verifier: platform.verifier, collateralProvider: StaticCollateralProvider(platform.collateral),
+            store: MemoryStore(), sealer: EphemeralSealer())
+        _ = try await coordinator.setManifest(Array(manifest.utf8))
+        let user = try await coordinator.authenticate(writer.certificateDER)
+        await expectCode(.invalidRequest) {
+            try await coordinator.setSecrets(["note": UserSecret(key: [0x61, 0x00, 0x62])], by: user)
+        }
+        #expect(try await coordinator.updateLog().count == 1)
+        try await coordinator.setSecrets(["note": UserSecret(key: Array("fine".utf8))], by: user)
+        let marble = try TestMarble()
+        let parameters = try await coordinator.activate(
+            marble.request(platform, enclave: enclave, type: "backend"), peerCertificate: marble.certificate)
+        #expect(parameters.env["NOTE"] == Array("fine".utf8))
+    }
+}

@@ -77,26 +77,7 @@ extension Coordinator {
             throw CoordinatorError(.conflict, "user \(user.name) has already acknowledged this update")
         }
         pending.acknowledged.append(user.name)
-        var newCore = core
-        newCore.pendingUpdate = pending
-        var events = [
-            Event(
-                AuditEvent.updateAcknowledged, user: user.name,
-                details: [
-                    "manifestFingerprint": ManifestDocument.fingerprint(of: pending.manifest),
-                    "missingAcknowledgments": String(pending.missingAcknowledgments),
-                ])
-        ]
-        var applied: Applied?
-        if pending.missingAcknowledgments == 0 {
-            applied = try await apply(pending.manifest, to: &newCore)
-            events.append(applied!.event)
-        }
-        try await commit(newCore, events: events, also: applied?.recoveryWrites ?? [], rekey: applied?.rekey)
-        if let applied { adopt(applied) }
-        return UpdateResult(
-            missingAcknowledgments: pending.missingAcknowledgments, missingUsers: pending.missingUsers,
-            recoverySecrets: applied?.recoverySecrets ?? [:])
+        return try await record(pending, AuditEvent.updateAcknowledged, by: user)
     }
 
     /// Cancels the pending full update.
@@ -213,19 +194,27 @@ extension Coordinator {
             manifest: document.bytes, users: users,
             required: threshold == 0 ? users.count : min(threshold, users.count),
             acknowledged: [user.name])
+        return try await record(pending, AuditEvent.updateProposed, by: user)
+    }
+
+    /// Stores `pending` after a proposal or acknowledgement, logged as `event`, and applies the
+    /// update in the same commit once no acknowledgement is missing.
+    private func record(_ pending: CoreState.PendingUpdate, _ event: String, by user: User)
+        async throws(CoordinatorError) -> UpdateResult
+    {
         var newCore = core
         newCore.pendingUpdate = pending
         var events = [
             Event(
-                AuditEvent.updateProposed, user: user.name,
+                event, user: user.name,
                 details: [
-                    "manifestFingerprint": document.fingerprint,
+                    "manifestFingerprint": ManifestDocument.fingerprint(of: pending.manifest),
                     "missingAcknowledgments": String(pending.missingAcknowledgments),
                 ])
         ]
         var applied: Applied?
         if pending.missingAcknowledgments == 0 {
-            applied = try await apply(document.bytes, to: &newCore)
+            applied = try await apply(pending.manifest, to: &newCore)
             events.append(applied!.event)
         }
         try await commit(newCore, events: events, also: applied?.recoveryWrites ?? [], rekey: applied?.rekey)

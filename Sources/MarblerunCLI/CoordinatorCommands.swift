@@ -190,10 +190,18 @@ struct RecoverCommand: AsyncParsableCommand {
         }
         let signing = try _RSA.Signing.PrivateKey(derRepresentation: privateKey.derRepresentation)
         let signature = Array(try signing.signature(for: share, padding: .insecurePKCS1v1_5).rawRepresentation)
-        let answer = try await connection.connect(address, pin: false).call(
+        let client = try await connection.connect(address, pin: false)
+        // The share travels encrypted to the Coordinator's ephemeral recovery key, not only inside TLS.
+        let offer = try await client.call(.GET, "/api/v2/recover/public-key")
+        guard let der = offer["ephemeralPublicKey"]?.bytes,
+            let ephemeral = try? _RSA.Encryption.PublicKey(derRepresentation: der),
+            let sealed = try? Array(ephemeral.encrypt(share, padding: .PKCS1_OAEP_SHA256))
+        else { throw CLIError("the Coordinator offered no usable ephemeral recovery key") }
+        let answer = try await client.call(
             .POST, "/api/v2/recover",
             body: .object([
-                JSONMember("recoverySecret", .base64(share)), JSONMember("recoverySecretSignature", .base64(signature)),
+                JSONMember("recoverySecret", .base64(sealed)),
+                JSONMember("recoverySecretSignature", .base64(signature)),
             ]))
         emit(answer, text: answer["message"]?.string ?? "", json: connection.json)
     }

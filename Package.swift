@@ -129,6 +129,18 @@ let package = Package(
                 .product(name: "SwiftASN1", package: "swift-asn1"),
             ]
         ),
+        // The marble side: key, CSR and quote, activation over mutual TLS to a trusted Coordinator.
+        .target(
+            name: "MarbleKit",
+            dependencies: [
+                "MeshAPI", "Attestation",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         // The Coordinator's servers: client REST API (HTTPS), mesh gRPC API (mutual TLS), metrics.
         .target(
             name: "CoordinatorServer",
@@ -236,7 +248,7 @@ let package = Package(
             name: "CoordinatorServerTests",
             dependencies: [
                 "ManifestTesting", "MeshAPI", "Attestation", "Manifest", "Store", "AuditLog", "CoordinatorCore",
-                "coordinator",
+                "MarbleKit", "coordinator",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "X509", package: "swift-certificates"),

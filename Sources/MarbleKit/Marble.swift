@@ -1,0 +1,170 @@
+import Attestation
+import Crypto
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import MeshAPI
+import SwiftASN1
+import X509
+
+/// What an activated marble receives: its UUID and the manifest's rendered parameters
+/// (compat §2), including the certificate and key in `MARBLE_PREDEFINED_*`.
+public struct MarbleParameters: Sendable {
+    public var uuid: UUID
+    public var files: [String: [UInt8]]
+    public var env: [String: [UInt8]]
+    public var argv: [String]
+}
+
+/// The marble side of activation: a fresh TLS key and self-signed certificate, a quote binding
+/// that certificate, and `rpc.Marble/Activate` over mutual TLS to a Coordinator whose
+/// certificate must chain to the configured root.
+public enum Marble {
+    /// Activates once. The UUID is read from the UUID file, or made and written there (0600)
+    /// after the Coordinator accepted it, so a restarted marble keeps its identity.
+    public static func activate(_ configuration: MarbleConfiguration, quoteIssuer: any QuoteIssuer)
+        async throws(MarbleError) -> MarbleParameters
+    {
+        let uuid = try storedUUID(configuration.uuidFile) ?? UUID()
+        let identity = try Identity(dnsNames: configuration.dnsNames)
+        let quote: [UInt8]
+        do {
+            quote = try quoteIssuer.issueQuote(reportData: Array(SHA256.hash(data: identity.certificate)))
+        } catch {
+            throw MarbleError(.attestation, "the marble's quote could not be made: \(error.message)")
+        }
+        var request = Rpc_ActivationReq()
+        request.quote = Data(quote)
+        request.csr = Data(identity.csr)
+        request.marbleType = configuration.marbleType
+        request.uuid = uuid.uuidString
+        let response = try await send(request, identity: identity, configuration: configuration)
+        try storeUUID(uuid, in: configuration.uuidFile)
+        let parameters = response.parameters
+        return MarbleParameters(
+            uuid: uuid, files: parameters.files.mapValues(Array.init), env: parameters.env.mapValues(Array.init),
+            argv: parameters.argv)
+    }
+
+    /// Activates, retrying while the Coordinator is unreachable: `report` gets a line per failed
+    /// attempt; after `timeout` the last error is thrown. A refusal is thrown at once.
+    public static func activate(
+        _ configuration: MarbleConfiguration, quoteIssuer: any QuoteIssuer, timeout: Duration,
+        report: @Sendable (String) -> Void = { _ in }
+    ) async throws(MarbleError) -> MarbleParameters {
+        let deadline = ContinuousClock.now + timeout
+        var delay = Duration.milliseconds(200)
+        var attempt = 1
+        while true {
+            do {
+                return try await activate(configuration, quoteIssuer: quoteIssuer)
+            } catch  where error.code == .unreachable && ContinuousClock.now + delay < deadline {
+                report("activation attempt \(attempt) failed: \(error.message); retrying in \(delay)")
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(5))
+                attempt += 1
+            }
+        }
+    }
+
+    static func send(_ request: Rpc_ActivationReq, identity: Identity, configuration: MarbleConfiguration)
+        async throws(MarbleError) -> Rpc_ActivationResp
+    {
+        guard let separator = configuration.coordinatorAddress.lastIndex(of: ":"),
+            let port = Int(
+                configuration.coordinatorAddress[configuration.coordinatorAddress.index(after: separator)...])
+        else {
+            throw MarbleError(
+                .configuration, "the Coordinator address \(configuration.coordinatorAddress) is not HOST:PORT")
+        }
+        let host = String(configuration.coordinatorAddress[..<separator])
+        do {
+            let transport = try HTTP2ClientTransport.Posix(
+                target: .dns(host: host, port: port),
+                transportSecurity: .mTLS(
+                    certificateChain: [.bytes(identity.certificate, format: .der)],
+                    privateKey: .bytes(Array(identity.key.derRepresentation), format: .der)
+                ) { config in
+                    config.trustRoots = .certificates([.bytes(Array(configuration.coordinatorRoot.utf8), format: .pem)])
+                })
+            return try await withGRPCClient(transport: transport) { client in
+                try await Rpc_Marble.Client(wrapping: client).activate(request)
+            }
+        } catch let error as RPCError {
+            if error.code == .unavailable || error.code == .deadlineExceeded {
+                // The cause says whether nothing answered or the answer was not our Coordinator (TLS).
+                throw MarbleError(
+                    .unreachable,
+                    "the Coordinator at \(configuration.coordinatorAddress) is unreachable or not trusted: \(error)")
+            }
+            throw MarbleError(.refused, "the Coordinator refused the activation (\(error.code)): \(error.message)")
+        } catch {
+            throw MarbleError(
+                .unreachable, "the Coordinator at \(configuration.coordinatorAddress) is unreachable: \(error)")
+        }
+    }
+
+    static func storedUUID(_ file: URL) throws(MarbleError) -> UUID? {
+        guard let data = FileManager.default.contents(atPath: file.path) else { return nil }
+        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let uuid = UUID(uuidString: text) else {
+            throw MarbleError(.configuration, "\(file.path) does not hold a UUID; remove it to start as a new marble")
+        }
+        return uuid
+    }
+
+    static func storeUUID(_ uuid: UUID, in file: URL) throws(MarbleError) {
+        let manager = FileManager.default
+        try? manager.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
+        guard
+            manager.createFile(
+                atPath: file.path, contents: Data(uuid.uuidString.lowercased().utf8),
+                attributes: [.posixPermissions: 0o600])
+        else { throw MarbleError(.configuration, "cannot write the UUID file \(file.path)") }
+    }
+
+    /// The marble's TLS key, self-signed certificate (DER) and CSR (DER) naming `dnsNames`.
+    struct Identity {
+        let key = P256.Signing.PrivateKey()
+        let certificate: [UInt8]
+        let csr: [UInt8]
+
+        init(dnsNames: [String]) throws(MarbleError) {
+            do {
+                let name = try DistinguishedName { CommonName("marble") }
+                let names = SubjectAlternativeNames(
+                    dnsNames.map { name in
+                        if let address = IPv4Address(name) {
+                            return .ipAddress(ASN1OctetString(contentBytes: address[...]))
+                        }
+                        return .dnsName(name)
+                    })
+                let certificate = try Certificate(
+                    version: .v3, serialNumber: .init(), publicKey: .init(key.publicKey),
+                    notValidBefore: Date() - 60, notValidAfter: Date() + 3600, issuer: name, subject: name,
+                    signatureAlgorithm: .ecdsaWithSHA256, extensions: Certificate.Extensions {},
+                    issuerPrivateKey: .init(key))
+                self.certificate = try certificate.serializeAsPEM().derBytes
+                let request = try CertificateSigningRequest(
+                    version: .v1, subject: name, privateKey: .init(key),
+                    attributes: try CertificateSigningRequest.Attributes([
+                        .init(ExtensionRequest(extensions: Certificate.Extensions { names }))
+                    ]),
+                    signatureAlgorithm: .ecdsaWithSHA256)
+                var serializer = DER.Serializer()
+                try serializer.serialize(request)
+                csr = serializer.serializedBytes
+            } catch {
+                throw MarbleError(.configuration, "cannot make the marble's certificate: \(error)")
+            }
+        }
+    }
+}
+
+/// A dotted-quad IPv4 address as its 4 bytes; nil for anything else (then it is a DNS name).
+func IPv4Address(_ text: String) -> [UInt8]? {
+    let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+    guard parts.count == 4 else { return nil }
+    let bytes = parts.compactMap { part in part.count <= 3 && part.allSatisfy(\.isASCII) ? UInt8(part) : nil }
+    return bytes.count == 4 ? bytes : nil
+}

@@ -1,0 +1,75 @@
+import Attestation
+import Foundation
+import ManifestTesting
+import MarbleKit
+import Synchronization
+import Testing
+import X509
+
+/// MarbleKit against the real Coordinator binary: activation with a verified Coordinator, the
+/// UUID kept across restarts, a wrong root refused, an unreachable Coordinator retried, a refusal
+/// reported at once.
+@Suite struct MarbleKitTests {
+    @Test func aMarbleActivatesKeepsItsUUIDAndTrustsOnlyItsCoordinator() async throws {
+        let coordinator = try CoordinatorProcess()
+        try await coordinator.start(extraArguments: ["--dns-names", "localhost,127.0.0.1"])
+        let platform = try SimulatedPlatform.load(from: coordinator.simulationDirectory)
+        let enclave = ActivationManifest.enclave(on: platform)
+        let manifest = ActivationManifest.bytes(signerID: enclave.signerID, maxActivations: 1)
+        let set = try await coordinator.request(
+            "POST", "/api/v2/manifest", body: #"{"manifest":"\#(Data(manifest).base64EncodedString())"}"#)
+        try #require(set.status == 200)
+        let root = try await RecoveryAPITests.root(coordinator).serializeAsPEM().pemString
+        let uuidFile = coordinator.directory.appendingPathComponent("marble/uuid")
+        let configuration = MarbleConfiguration(
+            marbleType: "backend", coordinatorAddress: "localhost:\(coordinator.meshPort)", uuidFile: uuidFile,
+            dnsNames: ["backend.local", "127.0.0.1"], coordinatorRoot: root)
+        let issuer = SimulatedQuoteIssuer(platform: platform, enclave: enclave)
+
+        let first = try await Marble.activate(configuration, quoteIssuer: issuer)
+        #expect(first.argv == ["backend", "--serve"])
+        #expect(first.env["GREETING"] == Array("hi".utf8))
+        let stored = try String(contentsOf: uuidFile, encoding: .utf8)
+        #expect(stored == first.uuid.uuidString.lowercased())
+        let permissions =
+            try FileManager.default.attributesOfItem(atPath: uuidFile.path)[.posixPermissions] as? NSNumber
+        #expect(permissions?.intValue == 0o600)
+        let chain = String(decoding: first.env["MARBLE_PREDEFINED_MARBLE_CERTIFICATE_CHAIN"] ?? [], as: UTF8.self)
+        let leaf = try Certificate(
+            pemEncoded: String(chain[..<chain.range(of: "-----END CERTIFICATE-----")!.upperBound]))
+        #expect(leaf.subject.description.contains(first.uuid.uuidString.lowercased()))
+        #expect(String(describing: try leaf.extensions.subjectAlternativeNames).contains("backend.local"))
+
+        // MaxActivations is 1: the restarted marble (same UUID file) is reactivated, a new one is not.
+        let again = try await Marble.activate(configuration, quoteIssuer: issuer)
+        #expect(again.uuid == first.uuid && again.env["OWN_KEY"] == first.env["OWN_KEY"])
+        var fresh = configuration
+        fresh.uuidFile = coordinator.directory.appendingPathComponent("other/uuid")
+        await #expect {
+            _ = try await Marble.activate(fresh, quoteIssuer: issuer)
+        } throws: { ($0 as? MarbleError)?.code == .refused }
+        #expect(!FileManager.default.fileExists(atPath: fresh.uuidFile.path), "a refused marble stores no UUID")
+
+        // Another root: the Coordinator is not trusted, nothing is sent.
+        var impostor = configuration
+        impostor.coordinatorRoot = try TestCertificates.ecdsa(commonName: "MarbleRun Coordinator")
+        await #expect {
+            _ = try await Marble.activate(impostor, quoteIssuer: issuer)
+        } throws: { ($0 as? MarbleError)?.code == .unreachable }
+        #expect(await coordinator.stop() == 0)
+
+        // The Coordinator is down: attempts are reported, then a clear error after the timeout.
+        let lines = LineRecorder()
+        await #expect {
+            _ = try await Marble.activate(configuration, quoteIssuer: issuer, timeout: .seconds(2)) { lines.add($0) }
+        } throws: { ($0 as? MarbleError)?.code == .unreachable }
+        #expect(lines.count >= 2)
+    }
+}
+
+/// Collects report lines from concurrent code.
+final class LineRecorder: Sendable {
+    private let lines = Mutex<[String]>([])
+    func add(_ line: String) { lines.withLock { $0.append(line) } }
+    var count: Int { lines.withLock { $0.count } }
+}

@@ -170,6 +170,11 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "marblerun", dependencies: ["MarblerunCLI"]),
+        .executableTarget(
+            name: "marble",
+            dependencies: [
+                "MarbleKit", "Attestation", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
         // What tests and benchmarks share: test data location, generated certificates and keys.
         .target(
             name: "ManifestTesting",
@@ -248,7 +253,7 @@ let package = Package(
             name: "CoordinatorServerTests",
             dependencies: [
                 "ManifestTesting", "MeshAPI", "Attestation", "Manifest", "Store", "AuditLog", "CoordinatorCore",
-                "MarbleKit", "coordinator",
+                "MarbleKit", "coordinator", "marble",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "X509", package: "swift-certificates"),

@@ -7,12 +7,7 @@ import X509
 /// The real `marblerun` CLI against the real Coordinator binary: verify and pin, set the
 /// manifest, secrets by role, a package update, the verified log, and recovery.
 @Suite struct CLIAgainstCoordinatorTests {
-    static let cli: URL = {
-        let products = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        let candidate = products.appendingPathComponent("marblerun")
-        if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-        return TestData.packageRoot.appendingPathComponent(".build/debug/marblerun")
-    }()
+    static let cli = CoordinatorProcess.product("marblerun")
 
     struct Session {
         let coordinator: CoordinatorProcess

@@ -3,12 +3,15 @@ import ManifestTesting
 
 /// The real `coordinator` binary on loopback, with its own simulation and seal directories.
 final class CoordinatorProcess: @unchecked Sendable {
-    static let binary: URL = {
+    static let binary = product("coordinator")
+
+    /// An executable built beside the tests (`coordinator`, `marblerun`, `marble`).
+    static func product(_ name: String) -> URL {
         let products = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        let candidate = products.appendingPathComponent("coordinator")
+        let candidate = products.appendingPathComponent(name)
         if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-        return TestData.packageRoot.appendingPathComponent(".build/debug/coordinator")
-    }()
+        return TestData.packageRoot.appendingPathComponent(".build/debug/\(name)")
+    }
 
     let directory: URL
     // Below Linux's ephemeral range (32768–60999), where outgoing connections could hold them.

@@ -23,10 +23,8 @@ extension ClientAPI {
         guard await coordinator.isFeatureEnabled(Coordinator.signQuoteFeature) else {
             throw CoordinatorError(.forbidden, "the manifest does not enable the SignQuoteEndpoint feature gate")
         }
-        let fields = try Self.objectFields(body, allowed: ["sgxquote"])
-        guard case .string(let text)? = fields["sgxquote"], let quote = Base64.decode(text) else {
-            throw RequestError("\"sgxQuote\" must be the quote in standard base64")
-        }
+        let quote = try RequestBody.base64(
+            RequestBody.fields(body, allowed: ["sgxquote"]), "sgxquote", shown: "sgxQuote")
         let (status, signature) = try await coordinator.signQuote(quote)
         return .object([
             JSONMember("tcbStatus", .string(status)), JSONMember("verificationSignature", .bytes(signature)),
@@ -40,7 +38,7 @@ extension ClientAPI {
         }
         let certificate = try? await context.channel.nioSSL_peerCertificate().get()?.toDERBytes()
         let marble = try await coordinator.verifyMarble(certificate)
-        let fields = try Self.objectFields(body, allowed: ["name", "value"])
+        let fields = try RequestBody.fields(body, allowed: ["name", "value"])
         guard case .string(let name)? = fields["name"] else { throw RequestError("\"name\" must be a string") }
         guard case .number(let text)? = fields["value"], let value = UInt64(text) else {
             throw RequestError("\"value\" must be an integer from 0 to 18446744073709551615")
@@ -48,22 +46,5 @@ extension ClientAPI {
         let previous = try await coordinator.setMonotonicCounter(
             marbleType: marble.type, uuid: marble.uuid, name: name, value: value)
         return .object([JSONMember("value", .number(String(previous)))])
-    }
-
-    /// The members of a JSON object body by lower-cased name (Go matches names that way);
-    /// members not in `allowed` are refused.
-    static func objectFields(_ body: [UInt8], allowed: Set<String>) throws -> [String: JSONValue] {
-        guard case .object(let members)? = try? JSONParser(maximumDepth: 4).parse(body) else {
-            throw RequestError("the request body must be a JSON object")
-        }
-        var fields: [String: JSONValue] = [:]
-        for member in members {
-            let key = member.key.lowercased()
-            guard allowed.contains(key) else {
-                throw RequestError("unknown field \"\(member.key.prefix(40))\"")
-            }
-            fields[key] = member.value
-        }
-        return fields
     }
 }

@@ -131,27 +131,7 @@ struct ClientAPI: Sendable {
     /// The manifest from a v2 body `{"manifest": base64}`. Go matches field names without
     /// regard to case, so we do too; any other field is refused.
     static func manifestField(_ body: [UInt8]) throws -> [UInt8] {
-        let value: JSONValue
-        do {
-            value = try JSONParser().parse(body)
-        } catch {
-            throw RequestError("the request body is not JSON: \(error.description)")
-        }
-        guard case .object(let members) = value else {
-            throw RequestError("the request body must be a JSON object {\"manifest\": base64}")
-        }
-        var manifest: [UInt8]?
-        for member in members {
-            guard member.key.lowercased() == "manifest" else {
-                throw RequestError("unknown field \"\(member.key.prefix(64))\": the body holds only \"manifest\"")
-            }
-            guard case .string(let text) = member.value, let bytes = Base64.decode(text) else {
-                throw RequestError("\"manifest\" must be the manifest in standard base64")
-            }
-            manifest = bytes
-        }
-        guard let manifest else { throw RequestError("the body has no \"manifest\" field") }
-        return manifest
+        try RequestBody.base64(RequestBody.fields(body, allowed: ["manifest"]), "manifest", shown: "manifest")
     }
 }
 

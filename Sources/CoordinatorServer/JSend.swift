@@ -66,3 +66,40 @@ enum Base64 {
         return decode(standard)
     }
 }
+
+/// The JSON object bodies of the client API: members by lower-cased name (Go matches names
+/// that way), anything not expected refused, bytes as standard base64.
+enum RequestBody {
+    static func fields(_ body: [UInt8], allowed: Set<String>) throws -> [String: JSONValue] {
+        let value: JSONValue
+        do {
+            value = try JSONParser(maximumDepth: 8).parse(body)
+        } catch {
+            throw RequestError("the request body is not JSON: \(error.description)")
+        }
+        guard case .object(let members) = value else {
+            throw RequestError(
+                "the request body must be a JSON object with \(allowed.sorted().joined(separator: ", "))")
+        }
+        var fields: [String: JSONValue] = [:]
+        for member in members {
+            let key = member.key.lowercased()
+            guard allowed.contains(key) else {
+                throw RequestError(
+                    "unknown field \"\(member.key.prefix(40))\": the body holds \(allowed.sorted().joined(separator: ", "))"
+                )
+            }
+            fields[key] = member.value
+        }
+        return fields
+    }
+
+    /// The required member `name` (lower-case) decoded from standard base64; `shown` names it in errors.
+    static func base64(_ fields: [String: JSONValue], _ name: String, shown: String) throws -> [UInt8] {
+        guard let value = fields[name] else { throw RequestError("the body has no \"\(shown)\" field") }
+        guard case .string(let text) = value, let bytes = Base64.decode(text) else {
+            throw RequestError("\"\(shown)\" must be standard base64")
+        }
+        return bytes
+    }
+}

@@ -77,16 +77,14 @@ struct RecoveryAPI: Sendable {
     /// `{"manifest": base64, "overwriteSealedState": true}`: only with the explicit flag does a
     /// new manifest replace the sealed state, which is then gone for good.
     func overwriteManifest(_ body: [UInt8]) async throws -> JSONValue {
-        let fields = try ClientAPI.objectFields(body, allowed: ["manifest", "overwritesealedstate"])
+        let fields = try RequestBody.fields(body, allowed: ["manifest", "overwritesealedstate"])
         guard case .bool(true)? = fields["overwritesealedstate"] else {
             throw CoordinatorError(
                 .wrongState,
                 "the Coordinator is in recovery mode: recover its state (marblerun recover), or discard it for good by sending the manifest with \"overwriteSealedState\": true (marblerun manifest set --overwrite-sealed-state)"
             )
         }
-        guard case .string(let text)? = fields["manifest"], let manifest = Base64.decode(text) else {
-            throw RequestError("\"manifest\" must be the manifest in standard base64")
-        }
+        let manifest = try RequestBody.base64(fields, "manifest", shown: "manifest")
         // Nothing is discarded for a manifest that would be refused.
         let document = ManifestDocument.parse(manifest)
         guard document.isValid else {
@@ -115,33 +113,9 @@ struct RecoveryAPI: Sendable {
 
     /// `{"recoverySecret": base64, "recoverySecretSignature": base64}` → `{remaining, message}`.
     func recover(_ body: [UInt8]) async throws -> JSONValue {
-        let value: JSONValue
-        do {
-            value = try JSONParser(maximumDepth: 4).parse(body)
-        } catch {
-            throw RequestError("the request body is not JSON: \(error.description)")
-        }
-        guard case .object(let members) = value else {
-            throw RequestError("the body must be {\"recoverySecret\": base64, \"recoverySecretSignature\": base64}")
-        }
-        var secret: [UInt8]?
-        var signature: [UInt8]?
-        for member in members {
-            guard case .string(let text) = member.value, let bytes = Base64.decode(text) else {
-                throw RequestError("\"\(member.key.prefix(40))\" must be standard base64")
-            }
-            switch member.key.lowercased() {
-            case "recoverysecret": secret = bytes
-            case "recoverysecretsignature": signature = bytes
-            default:
-                throw RequestError(
-                    "unknown field \"\(member.key.prefix(40))\": the body holds recoverySecret and recoverySecretSignature"
-                )
-            }
-        }
-        guard let secret, let signature else {
-            throw RequestError("the body needs both recoverySecret and recoverySecretSignature")
-        }
+        let fields = try RequestBody.fields(body, allowed: ["recoverysecret", "recoverysecretsignature"])
+        let secret = try RequestBody.base64(fields, "recoverysecret", shown: "recoverySecret")
+        let signature = try RequestBody.base64(fields, "recoverysecretsignature", shown: "recoverySecretSignature")
         let remaining = try await recovery.recover(secret: secret, signature: signature)
         logger.notice("recovery secret accepted", metadata: ["remaining": "\(remaining)"])
         let message =

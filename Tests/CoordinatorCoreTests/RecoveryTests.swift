@@ -205,3 +205,29 @@ struct TestFailure: Error, CustomStringConvertible {
         #expect(await recovery.isRecovered)
     }
 }
+
+/// The recovery data is plaintext the host can change: any change is refused or caught.
+@Suite struct RecoveryDataTests {
+    @Test func storedRecoveryDataRoundTripsAndAnyChangeIsCaught() throws {
+        let holders = try ["a", "b", "c"].map { try TestRecoveryKey(name: $0) }
+        let dataKey = Array(repeating: UInt8(3), count: 32)
+        let made = try #require(
+            try RecoveryData.make(
+                dataKey: dataKey,
+                recoveryKeys: Dictionary(uniqueKeysWithValues: holders.map { ($0.name, $0.publicKeyPEM) }),
+                threshold: 2))
+        let encoded = made.data.encoded()
+        let decoded = try RecoveryData.decode(encoded)
+        #expect(decoded == made.data && decoded.isAuthentic(dataKey: dataKey))
+        #expect(!decoded.isAuthentic(dataKey: Array(repeating: 4, count: 32)))
+        var lowered = decoded
+        lowered.threshold = 1
+        #expect(!lowered.isAuthentic(dataKey: dataKey), "a changed threshold breaks the MAC")
+        for length in stride(from: 0, to: encoded.count, by: 7) {
+            #expect(throws: CoordinatorError.self) { _ = try RecoveryData.decode(Array(encoded.prefix(length))) }
+        }
+        for text in ["null", "[]", #"{"format":2}"#, #"{"format":1,"keys":{},"mode":"xor","threshold":1,"mac":""}"#] {
+            #expect(throws: CoordinatorError.self) { _ = try RecoveryData.decode(Array(text.utf8)) }
+        }
+    }
+}

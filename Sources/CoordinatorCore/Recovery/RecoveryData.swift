@@ -90,33 +90,33 @@ struct RecoveryData: Sendable, Hashable {
 
     /// HMAC-SHA256 under a key derived from the data key, over the canonical JSON of the rest.
     private func expectedMAC(dataKey: [UInt8]) -> [UInt8] {
-        let key = HKDF<SHA256>.deriveKey(
-            inputKeyMaterial: SymmetricKey(data: dataKey), info: Array("marblerun-swift recovery data".utf8),
-            outputByteCount: 32)
-        return Array(HMAC<SHA256>.authenticationCode(for: unsignedJSON(), using: key))
+        Array(HMAC<SHA256>.authenticationCode(for: unsignedJSON, using: Self.macKey(dataKey)))
     }
 
     /// Whether `dataKey` is the key this record was made with (constant-time MAC check).
     func isAuthentic(dataKey: [UInt8]) -> Bool {
-        let key = HKDF<SHA256>.deriveKey(
-            inputKeyMaterial: SymmetricKey(data: dataKey), info: Array("marblerun-swift recovery data".utf8),
-            outputByteCount: 32)
-        return HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: unsignedJSON(), using: key)
+        HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: unsignedJSON, using: Self.macKey(dataKey))
     }
 
-    private func unsignedJSON() -> [UInt8] {
-        JSONValue.object([
+    private static func macKey(_ dataKey: [UInt8]) -> SymmetricKey {
+        HKDF<SHA256>.deriveKey(
+            inputKeyMaterial: SymmetricKey(data: dataKey), info: Array("marblerun-swift recovery data".utf8),
+            outputByteCount: 32)
+    }
+
+    private var unsignedMembers: [JSONMember] {
+        [
             JSONMember("format", .number("1")),
             JSONMember("keys", .object(keys.map { JSONMember($0.key, .string(Data($0.value).base64EncodedString())) })),
             JSONMember("mode", .string(mode.rawValue)),
             JSONMember("threshold", .number(String(threshold))),
-        ]).serialized()
+        ]
     }
 
+    private var unsignedJSON: [UInt8] { JSONValue.object(unsignedMembers).serialized() }
+
     func encoded() -> [UInt8] {
-        guard case .object(var members) = try? JSONParser().parse(unsignedJSON()) else { return [] }
-        members.append(JSONMember("mac", .string(Data(mac).base64EncodedString())))
-        return JSONValue.object(members).serialized()
+        JSONValue.object(unsignedMembers + [JSONMember("mac", .string(Data(mac).base64EncodedString()))]).serialized()
     }
 
     /// Parses the stored record; a malformed one is reported, never guessed at.

@@ -88,6 +88,14 @@ import X509
             try Certificate(pemEncoded: try String(contentsOfFile: rootFile, encoding: .utf8))
                 == Certificate(pemEncoded: try String(contentsOfFile: session.certificate, encoding: .utf8)))
 
+        let chain = try await session.run(["certificate", "chain", session.address])
+        #expect(chain.stdout.components(separatedBy: "BEGIN CERTIFICATE").count == 3)
+        let intermediate = try await session.run(["certificate", "intermediate", session.address])
+        #expect(chain.stdout.hasPrefix(intermediate.stdout), "the chain starts with the intermediate")
+        let check = try await session.run(["check", session.address, "--timeout", "5"])
+        #expect(check.status == 0 && check.stdout.hasPrefix("3:"))
+        #expect(try await ProcessRunner.run(Self.cli, ["version"]).stdout.contains("marblerun-swift CLI"))
+
         // Recovery: the sealing key is lost; two holders post their secrets with the CLI.
         #expect(await coordinator.stop() == 0)
         try FileManager.default.removeItem(
@@ -211,6 +219,8 @@ import X509
         let proposed = try await session.run(
             ["manifest", "update", "apply", version2, session.address] + identity["admin"]!)
         #expect(proposed.stdout.contains("1 more acknowledgement"), "\(proposed.stdout)\(proposed.stderr)")
+        let pendingManifest = try await session.run(["manifest", "update", "get", session.address])
+        #expect(pendingManifest.stdoutData == (try Data(contentsOf: URL(fileURLWithPath: version2))))
         let missing = try await session.run(["manifest", "update", "get", session.address, "--missing"])
         #expect(missing.stdout.contains("1 user still needs"), "\(missing.stdout)")
         let otherBytes = try session.file(

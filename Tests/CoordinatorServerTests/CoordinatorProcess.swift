@@ -1,5 +1,6 @@
 import Foundation
 import ManifestTesting
+import Synchronization
 
 /// The real `coordinator` binary on loopback, with its own simulation and seal directories.
 final class CoordinatorProcess: @unchecked Sendable {
@@ -14,10 +15,12 @@ final class CoordinatorProcess: @unchecked Sendable {
     }
 
     let directory: URL
-    // Below Linux's ephemeral range (32768–60999), where outgoing connections could hold them.
-    let clientPort = Int.random(in: 10_000..<17_000)
-    let meshPort = Int.random(in: 17_000..<24_000)
-    let metricsPort = Int.random(in: 24_000..<31_000)
+    // Below Linux's ephemeral range (32768–60999), where outgoing connections could hold them,
+    // and distinct for every Coordinator of this test run (random picks collided in CI).
+    private static let nextPortOffset = Mutex(Int.random(in: 0..<7_000))
+    let clientPort: Int
+    let meshPort: Int
+    let metricsPort: Int
     private var process: Process?
     private var exit: Task<Int32, Never>?
 
@@ -27,6 +30,11 @@ final class CoordinatorProcess: @unchecked Sendable {
     var clientURL: String { "https://localhost:\(clientPort)" }
 
     init() throws {
+        let offset = Self.nextPortOffset.withLock { offset in
+            defer { offset = (offset + 1) % 7_000 }
+            return offset
+        }
+        (clientPort, meshPort, metricsPort) = (10_000 + offset, 17_000 + offset, 24_000 + offset)
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("coordinator-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     }

@@ -134,6 +134,7 @@ let package = Package(
             name: "MarbleKit",
             dependencies: [
                 "MeshAPI", "Attestation",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -175,6 +176,27 @@ let package = Package(
             dependencies: [
                 "MarbleKit", "Attestation", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
+        // The emojivoto demo: three Swift marbles (web, emoji, voting) talking over mutual TLS.
+        .target(
+            name: "EmojiVoto",
+            dependencies: [
+                "MarbleKit",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Examples/emojivoto/Sources/EmojiVoto"),
+        .executableTarget(
+            name: "emojivoto-web", dependencies: ["EmojiVoto"], path: "Examples/emojivoto/Sources/emojivoto-web"),
+        .executableTarget(
+            name: "emojivoto-emoji", dependencies: ["EmojiVoto"], path: "Examples/emojivoto/Sources/emojivoto-emoji"),
+        .executableTarget(
+            name: "emojivoto-voting", dependencies: ["EmojiVoto"],
+            path: "Examples/emojivoto/Sources/emojivoto-voting"),
         // What tests and benchmarks share: test data location, generated certificates and keys.
         .target(
             name: "ManifestTesting",
@@ -253,7 +275,8 @@ let package = Package(
             name: "CoordinatorServerTests",
             dependencies: [
                 "ManifestTesting", "MeshAPI", "Attestation", "Manifest", "Store", "AuditLog", "CoordinatorCore",
-                "MarbleKit", "coordinator", "marble",
+                "MarbleKit", "coordinator", "marble", "marblerun", "emojivoto-web", "emojivoto-emoji",
+                "emojivoto-voting",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "X509", package: "swift-certificates"),

@@ -4,6 +4,7 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import MeshAPI
+import NIOSSL
 import SwiftASN1
 import X509
 
@@ -14,6 +15,10 @@ public struct MarbleParameters: Sendable {
     public var files: [String: [UInt8]]
     public var env: [String: [UInt8]]
     public var argv: [String]
+
+    /// Ready NIOSSL server and client configurations from the issued certificate (mTLS to
+    /// peers, trust = the cluster's marble root).
+    public func tls() throws(MarbleError) -> MarbleTLS { try MarbleTLS(parameters: self) }
 }
 
 /// The marble side of activation: a fresh TLS key and self-signed certificate, a quote binding
@@ -91,6 +96,12 @@ public enum Marble {
                 try await Rpc_Marble.Client(wrapping: client).activate(request)
             }
         } catch let error as RPCError {
+            if let tls = tlsFailure(error) {
+                throw MarbleError(
+                    .untrusted,
+                    "the server at \(configuration.coordinatorAddress) is not the Coordinator this marble trusts (its certificate does not chain to the configured root): \(tls)"
+                )
+            }
             if error.code == .unavailable || error.code == .deadlineExceeded {
                 // The cause says whether nothing answered or the answer was not our Coordinator (TLS).
                 throw MarbleError(
@@ -102,6 +113,21 @@ public enum Marble {
             throw MarbleError(
                 .unreachable, "the Coordinator at \(configuration.coordinatorAddress) is unreachable: \(error)")
         }
+    }
+
+    /// The TLS failure somewhere in `error`'s causes (a certificate that did not verify), if any.
+    static func tlsFailure(_ error: any Error) -> (any Error)? {
+        var current: (any Error)? = error
+        for _ in 0..<8 {
+            switch current {
+            case let tls as NIOSSLError: return tls
+            case let tls as BoringSSLError: return tls
+            case let rpc as RPCError: current = rpc.cause
+            case let transport as RPCErrorConvertible: current = transport.rpcErrorCause
+            default: return nil
+            }
+        }
+        return nil
     }
 
     static func storedUUID(_ file: URL) throws(MarbleError) -> UUID? {

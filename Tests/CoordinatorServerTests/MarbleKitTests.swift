@@ -50,12 +50,23 @@ import X509
         } throws: { ($0 as? MarbleError)?.code == .refused }
         #expect(!FileManager.default.fileExists(atPath: fresh.uuidFile.path), "a refused marble stores no UUID")
 
-        // Another root: the Coordinator is not trusted, nothing is sent.
+        // The issued certificate gives ready TLS configurations: trust is the cluster's marble root.
+        let tls = try first.tls()
+        #expect(tls.certificateChain.count == 2 && tls.trustRoots.count == 1)
+        #expect(tls.serverConfiguration().certificateVerification == .noHostnameVerification)
+        #expect(tls.serverConfiguration(requireClientCertificate: false).certificateVerification == .none)
+        #expect(tls.clientConfiguration().certificateVerification == .fullVerification)
+        #expect(tls.clientConfiguration().minimumTLSVersion == .tlsv12)
+
+        // Another root: the Coordinator is not trusted, nothing is sent, and retrying does not help.
         var impostor = configuration
         impostor.coordinatorRoot = try TestCertificates.ecdsa(commonName: "MarbleRun Coordinator")
         await #expect {
-            _ = try await Marble.activate(impostor, quoteIssuer: issuer)
-        } throws: { ($0 as? MarbleError)?.code == .unreachable }
+            _ = try await Marble.activate(impostor, quoteIssuer: issuer, timeout: .seconds(30))
+        } throws: { error in
+            let error = error as? MarbleError
+            return error?.code == .untrusted && error?.message.contains("does not chain to the configured root") == true
+        }
         #expect(await coordinator.stop() == 0)
 
         // The Coordinator is down: attempts are reported, then a clear error after the timeout.
@@ -64,6 +75,35 @@ import X509
             _ = try await Marble.activate(configuration, quoteIssuer: issuer, timeout: .seconds(2)) { lines.add($0) }
         } throws: { ($0 as? MarbleError)?.code == .unreachable }
         #expect(lines.count >= 2)
+    }
+}
+
+/// MarbleTLS from what a program finds in its environment: missing or malformed values are typed errors.
+@Suite struct MarbleTLSTests {
+    @Test func refusesMissingOrMalformedCredentials() throws {
+        #expect(throws: MarbleError(.configuration, "")) { try MarbleTLS(environment: [:]) }
+        let root = try TestCertificates.ecdsa(commonName: "root")
+        let environment = [
+            "MARBLE_PREDEFINED_MARBLE_CERTIFICATE_CHAIN": root, "MARBLE_PREDEFINED_PRIVATE_KEY": "not a key",
+            "MARBLE_PREDEFINED_ROOT_CA": root,
+        ]
+        #expect {
+            try MarbleTLS(environment: environment)
+        } throws: { error in
+            let error = error as? MarbleError
+            return error?.code == .configuration && error?.message.contains("not valid PEM") == true
+        }
+        for name in environment.keys {
+            var missing = environment
+            missing[name] = ""
+            #expect {
+                try MarbleTLS(environment: missing)
+            } throws: { ($0 as? MarbleError)?.message.contains(name) == true }
+        }
+        let truncated = String(root.prefix(root.count / 2))
+        #expect(throws: MarbleError(.configuration, "")) {
+            try MarbleTLS(certificateChainPEM: truncated, privateKeyPEM: "", trustRootsPEM: root)
+        }
     }
 }
 

@@ -38,7 +38,10 @@ public struct GramineQuoteIssuer: QuoteIssuer {
         }
         let quote: Data
         do {
-            quote = try Data(contentsOf: directory.appendingPathComponent("quote"))
+            // Read to the end: a pseudo-file may report size 0 to stat, so sized reads get nothing.
+            let handle = try FileHandle(forReadingFrom: directory.appendingPathComponent("quote"))
+            defer { try? handle.close() }
+            quote = try handle.readToEnd() ?? Data()
         } catch {
             throw AttestationError(
                 .unsupportedQuote, "cannot read \(directory.path)/quote: \(error.localizedDescription)")

@@ -29,14 +29,28 @@ struct MarbleCommand: AsyncParsableCommand {
                     marble run --simulation sim -- ./server --port 8443
                 """)
 
-        @Option(help: "Simulated platform directory (EDG_MARBLE_SIMULATION).")
+        @Option(help: "Simulated platform directory (EDG_MARBLE_SIMULATION); selects simulation.")
         var simulation: String?
+
+        @Option(
+            help: """
+                Where quotes come from: auto (Gramine when GRAMINE-DIR/quote exists, else simulation \
+                if a platform is given), gramine or simulation (EDG_MARBLE_ATTESTATION).
+                """)
+        var attestation: AttestationSource?
+
+        @Option(help: "Gramine's attestation interface (EDG_MARBLE_GRAMINE_DIR).")
+        var gramineDir: String?
 
         @Option(help: "Seconds to keep retrying while the Coordinator is unreachable.")
         var timeout: Int = 60
 
         @Argument(parsing: .captureForPassthrough, help: "The program and its arguments (after --).")
         var program: [String] = []
+
+        enum AttestationSource: String, ExpressibleByArgument, CaseIterable {
+            case auto, gramine, simulation
+        }
 
         func run() async throws {
             if program.first == "--help" || program.first == "-h" { throw CleanExit.helpRequest(self) }
@@ -47,26 +61,66 @@ struct MarbleCommand: AsyncParsableCommand {
                 throw ValidationError("\(name) is not an executable file (nor on PATH)")
             }
             let configuration = try MarbleConfiguration.fromEnvironment(environment)
-            guard let directory = simulation ?? environment["EDG_MARBLE_SIMULATION"] else {
-                throw ValidationError(
-                    "no quoting enclave here: run in simulation with --simulation DIR (a platform made by `marblerun simulation init DIR`)"
-                )
-            }
-            let platform = try SimulatedPlatform.load(from: URL(fileURLWithPath: directory))
-            let enclave = try SimulatedEnclave.measuring(
-                executable: URL(fileURLWithPath: path), signer: platform.defaultSigner)
-            FileHandle.standardError.write(
-                Data("marble: SIMULATION: \(path) measured as UniqueID \(Hex.encode(enclave.uniqueID))\n".utf8))
+            let issuer = try quoteIssuer(for: URL(fileURLWithPath: path), environment: environment)
+            MarbleCommand.report(
+                "Coordinator \(configuration.coordinatorAddress), marble type \(configuration.marbleType)")
             let parameters = try await Marble.activate(
-                configuration, quoteIssuer: SimulatedQuoteIssuer(platform: platform, enclave: enclave),
-                timeout: .seconds(timeout)
-            ) { line in FileHandle.standardError.write(Data("marble: \(line)\n".utf8)) }
-            FileHandle.standardError.write(
-                Data("marble: activated as \(parameters.uuid.uuidString.lowercased())\n".utf8))
+                configuration, quoteIssuer: issuer, timeout: .seconds(timeout), report: MarbleCommand.report)
+            MarbleCommand.report("activated as \(parameters.uuid.uuidString.lowercased())")
             try MarbleLauncher.writeFiles(parameters)
+            MarbleCommand.report(
+                "wrote \(parameters.files.count) file(s), set \(parameters.env.count) variable(s); starting \(path)")
             try MarbleLauncher.exec(
                 path, arguments: MarbleLauncher.arguments(parameters, default: command),
                 environment: MarbleLauncher.environment(parameters, base: environment))
         }
+
+        /// Gramine's `/dev/attestation` when present (or forced), else the simulated platform,
+        /// where PROGRAM's own file is the measured identity.
+        func quoteIssuer(for program: URL, environment: [String: String]) throws -> any QuoteIssuer {
+            func setting(_ name: String) -> String? { environment[name].flatMap { $0.isEmpty ? nil : $0 } }
+            let gramine = URL(fileURLWithPath: gramineDir ?? setting("EDG_MARBLE_GRAMINE_DIR") ?? "/dev/attestation")
+            let platformDirectory = simulation ?? setting("EDG_MARBLE_SIMULATION")
+            var source = attestation ?? .auto
+            if attestation == nil, let text = setting("EDG_MARBLE_ATTESTATION") {
+                guard let chosen = AttestationSource(rawValue: text) else {
+                    throw ValidationError("EDG_MARBLE_ATTESTATION=\(text): use auto, gramine or simulation")
+                }
+                source = chosen
+            }
+            if source == .auto {
+                if GramineQuoteIssuer.isAvailable(at: gramine) {
+                    source = .gramine
+                } else if platformDirectory != nil {
+                    source = .simulation
+                } else {
+                    throw ValidationError(
+                        "no quoting enclave here: \(gramine.path)/quote does not exist (not a Gramine enclave); run in simulation with --simulation DIR (a platform made by `marblerun simulation init DIR`)"
+                    )
+                }
+            }
+            switch source {
+            case .gramine:
+                guard GramineQuoteIssuer.isAvailable(at: gramine) else {
+                    throw ValidationError("\(gramine.path)/quote does not exist: this is not a Gramine enclave")
+                }
+                MarbleCommand.report("quotes from Gramine's \(gramine.path)")
+                return GramineQuoteIssuer(directory: gramine)
+            case .simulation, .auto:
+                guard let platformDirectory else {
+                    throw ValidationError("simulation needs --simulation DIR (or EDG_MARBLE_SIMULATION)")
+                }
+                let platform = try SimulatedPlatform.load(from: URL(fileURLWithPath: platformDirectory))
+                let enclave = try SimulatedEnclave.measuring(executable: program, signer: platform.defaultSigner)
+                MarbleCommand.report(
+                    "SIMULATION: \(program.path) measured as UniqueID \(Hex.encode(enclave.uniqueID)); no security")
+                return SimulatedQuoteIssuer(platform: platform, enclave: enclave)
+            }
+        }
+    }
+
+    /// A progress line on standard error, prefixed so it stands apart from the program's output.
+    static func report(_ line: String) {
+        FileHandle.standardError.write(Data("marble: \(line)\n".utf8))
     }
 }

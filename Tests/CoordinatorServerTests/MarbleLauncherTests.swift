@@ -1,7 +1,12 @@
 import Attestation
 import Foundation
 import ManifestTesting
+import Synchronization
 import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// The real `marble` launcher in front of a program nobody changed (a shell script): the
 /// program's own identity is attested, and it starts as the same process with its files,
@@ -93,6 +98,128 @@ import Testing
         let refused = try await Self.launch(simulation + [other.path], environment: environment)
         #expect(refused.status != 0 && !refused.stdout.contains("never"))
         #expect(refused.stderr.contains("permissionDenied") || refused.stderr.contains("refused"), "\(refused.stderr)")
+        #expect(await coordinator.stop() == 0)
+    }
+
+    /// A Coordinator enforcing a manifest whose only package is a small script (its SHA-256),
+    /// and the launcher environment that trusts this Coordinator's root.
+    static func prepare(_ coordinator: CoordinatorProcess) async throws -> (program: URL, environment: [String: String])
+    {
+        let directory = coordinator.directory
+        let program = directory.appendingPathComponent("hello.sh")
+        try Data("#!/bin/sh\necho \"hello, $GREETING\"\n".utf8).write(to: program)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: program.path)
+        let uniqueID = Hex.encode(try SimulatedEnclave.uniqueID(of: program))
+        let manifest = """
+            {"Packages": {"app": {"UniqueID": "\(uniqueID)"}},
+             "Marbles": {"app": {"Package": "app", "Parameters": {"Env": {"GREETING": "marble"}}}}}
+            """
+        let set = try await coordinator.request(
+            "POST", "/api/v2/manifest", body: #"{"manifest":"\#(Data(manifest.utf8).base64EncodedString())"}"#)
+        try #require(set.status == 200, "\(set.json)")
+        let root = try await RecoveryAPITests.root(coordinator).serializeAsPEM().pemString
+        var environment = ProcessInfo.processInfo.environment
+        environment["EDG_MARBLE_TYPE"] = "app"
+        environment["EDG_MARBLE_COORDINATOR_ADDR"] = "localhost:\(coordinator.meshPort)"
+        environment["EDG_MARBLE_UUID_FILE"] = directory.appendingPathComponent("uuid").path
+        environment["EDG_MARBLE_COORDINATOR_ROOT_CA"] = try CoordinatorBinaryTests.write(
+            root, "root.pem", in: directory)
+        return (program, environment)
+    }
+
+    @Test func aWrongCoordinatorOrNoneEndsWithAClearErrorAndTheProgramNeverRuns() async throws {
+        let coordinator = try CoordinatorProcess()
+        try await coordinator.start()
+        let (program, environment) = try await Self.prepare(coordinator)
+        let simulation = ["run", "--simulation", coordinator.simulationDirectory.path]
+
+        // A root that is not this Coordinator's: refused at once (no retries), the program not started.
+        var impostor = environment
+        impostor["EDG_MARBLE_COORDINATOR_ROOT_CA"] = try CoordinatorBinaryTests.write(
+            try TestCertificates.ecdsa(commonName: "MarbleRun Coordinator"), "impostor.pem", in: coordinator.directory)
+        let untrusted = try await Self.launch(simulation + ["--", program.path], environment: impostor)
+        #expect(untrusted.status != 0 && !untrusted.stdout.contains("hello"))
+        #expect(untrusted.stderr.contains("is not the Coordinator this marble trusts"), "\(untrusted.stderr)")
+        #expect(!untrusted.stderr.contains("retrying"))
+        #expect(!FileManager.default.fileExists(atPath: environment["EDG_MARBLE_UUID_FILE"]!))
+
+        // The right root works.
+        let trusted = try await Self.launch(simulation + ["--", program.path], environment: environment)
+        #expect(trusted.status == 0 && trusted.stdout.contains("hello, marble"), "\(trusted.stderr)")
+        #expect(trusted.stderr.contains("marble: activated as"))
+
+        // The Coordinator is down: a line per attempt, then a clear error and a non-zero exit.
+        #expect(await coordinator.stop() == 0)
+        let down = try await Self.launch(
+            simulation + ["--timeout", "2", "--", program.path], environment: environment)
+        #expect(down.status != 0 && !down.stdout.contains("hello"))
+        #expect(down.stderr.contains("marble: activation attempt 1 failed"), "\(down.stderr)")
+        #expect(down.stderr.contains("unreachable"), "\(down.stderr)")
+    }
+
+    @Test func helpNamesTheEnvironmentAndGivesAnExample() async throws {
+        let help = try await Self.launch(["run", "--help"], environment: [:])
+        #expect(help.status == 0)
+        for name in [
+            "EDG_MARBLE_TYPE", "EDG_MARBLE_COORDINATOR_ADDR", "EDG_MARBLE_UUID_FILE", "EDG_MARBLE_DNS_NAMES",
+            "EDG_MARBLE_COORDINATOR_ROOT_CA", "EDG_MARBLE_SIMULATION", "--attestation", "Example:",
+        ] {
+            #expect(help.stdout.contains(name), "\(name) in: \(help.stdout)")
+        }
+        let missing = try await Self.launch(["run", "--", "/bin/true"], environment: [:])
+        #expect(missing.status != 0 && missing.stderr.contains("EDG_MARBLE_TYPE is not set"), "\(missing.stderr)")
+        let bogus = try await Self.launch(
+            ["run", "--attestation", "sgx-magic", "--", "/bin/true"], environment: [:])
+        #expect(bogus.status != 0 && bogus.stderr.contains("auto"), "\(bogus.stderr)")
+    }
+
+    /// Gramine's interface, played by a FIFO: the launcher finds `quote` in the Gramine
+    /// directory, writes its report data to `user_report_data`, and reads the quote a stand-in
+    /// for Gramine makes for exactly that report data.
+    @Test func gramineAttestationIsDetectedAndUsed() async throws {
+        let coordinator = try CoordinatorProcess()
+        try await coordinator.start()
+        let (program, environment) = try await Self.prepare(coordinator)
+        let gramine = coordinator.directory.appendingPathComponent("attestation")
+        try FileManager.default.createDirectory(at: gramine, withIntermediateDirectories: true)
+        let reportDataFile = gramine.appendingPathComponent("user_report_data")
+        try Data().write(to: reportDataFile)
+        let quoteFile = gramine.appendingPathComponent("quote")
+        try #require(mkfifo(quoteFile.path, 0o600) == 0)
+        signal(SIGPIPE, SIG_IGN)  // a launcher that stops reading must fail this test, not kill it
+        let platform = try SimulatedPlatform.load(from: coordinator.simulationDirectory)
+        let enclave = try SimulatedEnclave.measuring(executable: program, signer: platform.defaultSigner)
+        let reportData = Mutex<[UInt8]>([])
+        let served = Task.detached {
+            // Opening a FIFO for writing blocks until the launcher opens it for reading.
+            guard let handle = FileHandle(forWritingAtPath: quoteFile.path) else { return false }
+            let data = Array((try? Data(contentsOf: reportDataFile)) ?? Data())
+            reportData.withLock { $0 = data }
+            guard let quote = try? platform.quote(reportData: data, enclave: enclave) else { return false }
+            handle.write(Data(quote))
+            try? handle.close()
+            return true
+        }
+        var gramineEnvironment = environment
+        gramineEnvironment["EDG_MARBLE_GRAMINE_DIR"] = gramine.path
+        let run = try await Self.launch(["run", "--", program.path], environment: gramineEnvironment)
+        #expect(await served.value)
+        #expect(run.status == 0 && run.stdout.contains("hello, marble"), "\(run.stderr)")
+        #expect(run.stderr.contains("quotes from Gramine's \(gramine.path)"), "\(run.stderr)")
+        #expect(!run.stderr.contains("SIMULATION"))
+        #expect(reportData.withLock { $0.count } == 64, "report data padded to 64 bytes as Gramine expects")
+
+        // Forced simulation ignores the Gramine directory; forced Gramine without one is an error.
+        let forced = try await Self.launch(
+            [
+                "run", "--attestation", "simulation", "--simulation", coordinator.simulationDirectory.path, "--",
+                program.path,
+            ], environment: gramineEnvironment)
+        #expect(forced.status == 0 && forced.stderr.contains("SIMULATION"), "\(forced.stderr)")
+        var absent = environment
+        absent["EDG_MARBLE_GRAMINE_DIR"] = coordinator.directory.appendingPathComponent("nothing").path
+        let none = try await Self.launch(["run", "--attestation", "gramine", "--", program.path], environment: absent)
+        #expect(none.status != 0 && none.stderr.contains("not a Gramine enclave"), "\(none.stderr)")
         #expect(await coordinator.stop() == 0)
     }
 }

@@ -134,6 +134,8 @@ let package = Package(
             name: "MarbleKit",
             dependencies: [
                 "MeshAPI", "Attestation",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
@@ -174,7 +176,9 @@ let package = Package(
         .executableTarget(
             name: "marble",
             dependencies: [
-                "MarbleKit", "Attestation", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "MarbleKit", "Attestation", "AttestationPCCS",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]),
         // The emojivoto demo: three Swift marbles (web, emoji, voting) talking over mutual TLS.
         .target(

@@ -26,10 +26,14 @@ public struct MarbleParameters: Sendable {
 /// certificate must chain to the configured root.
 public enum Marble {
     /// Activates once. The UUID is read from the UUID file, or made and written there (0600)
-    /// after the Coordinator accepted it, so a restarted marble keeps its identity.
-    public static func activate(_ configuration: MarbleConfiguration, quoteIssuer: any QuoteIssuer)
-        async throws(MarbleError) -> MarbleParameters
-    {
+    /// after the Coordinator accepted it, so a restarted marble keeps its identity. Without a
+    /// pinned root, the Coordinator's quote is checked with `coordinatorEvidence` against the
+    /// configuration's era config first.
+    public static func activate(
+        _ configuration: MarbleConfiguration, quoteIssuer: any QuoteIssuer,
+        coordinatorEvidence: CoordinatorEvidence? = nil
+    ) async throws(MarbleError) -> MarbleParameters {
+        let root = try await trustedRoot(configuration, evidence: coordinatorEvidence)
         let uuid = try storedUUID(configuration.uuidFile) ?? UUID()
         let identity = try Identity(dnsNames: configuration.dnsNames)
         let quote: [UInt8]
@@ -43,7 +47,7 @@ public enum Marble {
         request.csr = Data(identity.csr)
         request.marbleType = configuration.marbleType
         request.uuid = uuid.uuidString
-        let response = try await send(request, identity: identity, configuration: configuration)
+        let response = try await send(request, identity: identity, root: root, configuration: configuration)
         try storeUUID(uuid, in: configuration.uuidFile)
         let parameters = response.parameters
         return MarbleParameters(
@@ -54,15 +58,17 @@ public enum Marble {
     /// Activates, retrying while the Coordinator is unreachable: `report` gets a line per failed
     /// attempt; after `timeout` the last error is thrown. A refusal is thrown at once.
     public static func activate(
-        _ configuration: MarbleConfiguration, quoteIssuer: any QuoteIssuer, timeout: Duration,
-        report: @Sendable (String) -> Void = { _ in }
+        _ configuration: MarbleConfiguration, quoteIssuer: any QuoteIssuer,
+        coordinatorEvidence: CoordinatorEvidence? = nil,
+        timeout: Duration, report: @Sendable (String) -> Void = { _ in }
     ) async throws(MarbleError) -> MarbleParameters {
         let deadline = ContinuousClock.now + timeout
         var delay = Duration.milliseconds(200)
         var attempt = 1
         while true {
             do {
-                return try await activate(configuration, quoteIssuer: quoteIssuer)
+                return try await activate(
+                    configuration, quoteIssuer: quoteIssuer, coordinatorEvidence: coordinatorEvidence)
             } catch  where error.code == .unreachable && ContinuousClock.now + delay < deadline {
                 report("activation attempt \(attempt) failed: \(error.message); retrying in \(delay)")
                 try? await Task.sleep(for: delay)
@@ -72,9 +78,28 @@ public enum Marble {
         }
     }
 
-    static func send(_ request: Rpc_ActivationReq, identity: Identity, configuration: MarbleConfiguration)
-        async throws(MarbleError) -> Rpc_ActivationResp
+    /// The root to trust: the pinned one, or the one the Coordinator's verified quote binds.
+    static func trustedRoot(_ configuration: MarbleConfiguration, evidence: CoordinatorEvidence?)
+        async throws(MarbleError) -> String
     {
+        if let root = configuration.coordinatorRoot { return root }
+        guard let era = configuration.eraConfig else {
+            throw MarbleError(
+                .configuration, "no Coordinator root and no era config: nothing to trust the Coordinator by")
+        }
+        guard let evidence else {
+            throw MarbleError(
+                .configuration,
+                "checking the Coordinator's quote needs its collateral: a simulated platform, a collateral file or a PCCS"
+            )
+        }
+        return try await CoordinatorAttestation.root(
+            clientAddress: configuration.coordinatorClientAddress, era: era, evidence: evidence)
+    }
+
+    static func send(
+        _ request: Rpc_ActivationReq, identity: Identity, root: String, configuration: MarbleConfiguration
+    ) async throws(MarbleError) -> Rpc_ActivationResp {
         guard let separator = configuration.coordinatorAddress.lastIndex(of: ":"),
             let port = Int(
                 configuration.coordinatorAddress[configuration.coordinatorAddress.index(after: separator)...])
@@ -90,7 +115,7 @@ public enum Marble {
                     certificateChain: [.bytes(identity.certificate, format: .der)],
                     privateKey: .bytes(Array(identity.key.derRepresentation), format: .der)
                 ) { config in
-                    config.trustRoots = .certificates([.bytes(Array(configuration.coordinatorRoot.utf8), format: .pem)])
+                    config.trustRoots = .certificates([.bytes(Array(root.utf8), format: .pem)])
                 })
             return try await withGRPCClient(transport: transport) { client in
                 try await Rpc_Marble.Client(wrapping: client).activate(request)

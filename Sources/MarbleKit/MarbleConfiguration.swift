@@ -1,7 +1,9 @@
+import Attestation
 import Foundation
 
 /// Where a marble activates and as what: MarbleRun's `EDG_MARBLE_*` environment (compat §2),
-/// plus the Coordinator root the marble trusts (MarbleRun's premain trusts any; this one does not).
+/// plus how the marble trusts the Coordinator (MarbleRun's premain trusts any; this one does not):
+/// a pinned root, or the Coordinator's quote checked against an era config.
 public struct MarbleConfiguration: Sendable {
     /// The manifest's marble type (`EDG_MARBLE_TYPE`, required).
     public var marbleType: String
@@ -12,17 +14,28 @@ public struct MarbleConfiguration: Sendable {
     /// Names for the marble's certificate (`EDG_MARBLE_DNS_NAMES`, comma-separated, default localhost).
     public var dnsNames: [String]
     /// PEM of the Coordinator root certificate to trust (`EDG_MARBLE_COORDINATOR_ROOT_CA`: a path).
-    public var coordinatorRoot: String
+    /// When given, it is the only trust anchor.
+    public var coordinatorRoot: String?
+    /// The Coordinator identity to check its quote against when no root is pinned
+    /// (`EDG_MARBLE_COORDINATOR_ERA_CONFIG`: a path, MarbleRun's era-config format).
+    public var eraConfig: EraConfig?
+    /// The Coordinator's client API, HOST:PORT, where its quote is fetched
+    /// (`EDG_MARBLE_COORDINATOR_CLIENT_ADDR`, default: the mesh address's host, port 4433).
+    public var coordinatorClientAddress: String
 
     public init(
         marbleType: String, coordinatorAddress: String = "localhost:2001", uuidFile: URL = URL(fileURLWithPath: "uuid"),
-        dnsNames: [String] = ["localhost"], coordinatorRoot: String
+        dnsNames: [String] = ["localhost"], coordinatorRoot: String? = nil, eraConfig: EraConfig? = nil,
+        coordinatorClientAddress: String? = nil
     ) {
         self.marbleType = marbleType
         self.coordinatorAddress = coordinatorAddress
         self.uuidFile = uuidFile
         self.dnsNames = dnsNames
         self.coordinatorRoot = coordinatorRoot
+        self.eraConfig = eraConfig
+        let host = coordinatorAddress.lastIndex(of: ":").map { String(coordinatorAddress[..<$0]) } ?? "localhost"
+        self.coordinatorClientAddress = coordinatorClientAddress ?? "\(host):4433"
     }
 
     /// The configuration from MarbleRun's environment names.
@@ -33,14 +46,26 @@ public struct MarbleConfiguration: Sendable {
         guard let type = value("EDG_MARBLE_TYPE") else {
             throw MarbleError(.configuration, "EDG_MARBLE_TYPE is not set: name the manifest's marble type")
         }
-        guard let rootPath = value("EDG_MARBLE_COORDINATOR_ROOT_CA") else {
+        var root: String?
+        if let rootPath = value("EDG_MARBLE_COORDINATOR_ROOT_CA") {
+            guard let data = FileManager.default.contents(atPath: rootPath) else {
+                throw MarbleError(.configuration, "cannot read the Coordinator root certificate \(rootPath)")
+            }
+            root = String(decoding: data, as: UTF8.self)
+        }
+        var era: EraConfig?
+        if let eraPath = value("EDG_MARBLE_COORDINATOR_ERA_CONFIG") {
+            do {
+                era = try EraConfig.read(eraPath)
+            } catch {
+                throw MarbleError(.configuration, error.message)
+            }
+        }
+        guard root != nil || era != nil else {
             throw MarbleError(
                 .configuration,
-                "EDG_MARBLE_COORDINATOR_ROOT_CA is not set: give the path of the Coordinator root certificate (PEM), e.g. from `marblerun certificate root`"
+                "say which Coordinator to trust: EDG_MARBLE_COORDINATOR_ROOT_CA (path of its root certificate, PEM, e.g. from `marblerun certificate root`) or EDG_MARBLE_COORDINATOR_ERA_CONFIG (path of an era config its quote must match)"
             )
-        }
-        guard let data = FileManager.default.contents(atPath: rootPath) else {
-            throw MarbleError(.configuration, "cannot read the Coordinator root certificate \(rootPath)")
         }
         return MarbleConfiguration(
             marbleType: type, coordinatorAddress: value("EDG_MARBLE_COORDINATOR_ADDR") ?? "localhost:2001",
@@ -48,7 +73,8 @@ public struct MarbleConfiguration: Sendable {
             dnsNames: (value("EDG_MARBLE_DNS_NAMES") ?? "localhost").split(separator: ",").map {
                 $0.trimmingCharacters(in: .whitespaces)
             },
-            coordinatorRoot: String(decoding: data, as: UTF8.self))
+            coordinatorRoot: root, eraConfig: era, coordinatorClientAddress: value("EDG_MARBLE_COORDINATOR_CLIENT_ADDR")
+        )
     }
 }
 

@@ -75,7 +75,13 @@ struct ConnectionOptions: ParsableArguments {
             return try CoordinatorClient(baseURL: baseURL, root: nil, identity: identity)
         }
         if let eraConfig {
-            let root = try await verify(try EraConfig.read(eraConfig), baseURL: baseURL)
+            let era: EraConfig
+            do {
+                era = try EraConfig.read(eraConfig)
+            } catch {
+                throw CLIError(error.message)
+            }
+            let root = try await verify(era, baseURL: baseURL)
             // A Coordinator in recovery mode serves a temporary certificate: never pin that one.
             if pin, root.subject.description == "CN=\(Self.rootName)" { try save(root) }
             return try CoordinatorClient(baseURL: baseURL, root: root, identity: identity)
@@ -107,31 +113,22 @@ struct ConnectionOptions: ParsableArguments {
             case .string(let quoteText)? = members.first(where: { $0.key == "quote" })?.value,
             let quoteBytes = Data(base64Encoded: quoteText)
         else { throw CLIError("the Coordinator's quote answer is malformed") }
-        let chain = PEMChain.certificates(chainText)
-        guard let root = chain.last else { throw CLIError("the Coordinator sent no certificate with its quote") }
-        let verified: VerifiedQuote
-        do {
-            let quote = try Quote(parsing: Array(quoteBytes))
-            let (verifier, collateral) = try await trust(for: quote)
-            verified = try verifier.verify(quote, collateral: collateral, at: Date())
-        } catch let error as AttestationError {
-            throw CLIError("the Coordinator's quote does not verify: \(error.message) [\(error.code)]")
-        }
-        var rootDER = DERBytes.of(root)
-        rootDER += nonceBytes
-        guard Array(verified.reportData.prefix(32)) == Array(SHA256.hash(data: rootDER)) else {
-            throw CLIError("the Coordinator's quote does not bind its root certificate and our nonce")
-        }
         var policy = era.policy
         if let acceptedTCBStatuses {
             policy.acceptedTCBStatuses = acceptedTCBStatuses.split(separator: ",").map {
                 TCBStatus(rawValue: String($0).trimmingCharacters(in: .whitespaces))
             }
         }
+        let root: Certificate
         do {
-            try policy.check(verified)
-        } catch {
-            throw CLIError("the Coordinator is not the one the era config describes: \(error.message)")
+            let answer = try CoordinatorQuote(chainPEM: chainText, quote: Array(quoteBytes))
+            let (verifier, collateral) = try await trust(for: answer.quote)
+            root = try answer.verifiedRoot(
+                nonce: nonceBytes, policy: policy, verifier: verifier, collateral: collateral)
+        } catch let error as AttestationError where error.code == .policy {
+            throw CLIError(error.message)
+        } catch let error as AttestationError {
+            throw CLIError("the Coordinator's quote does not verify: \(error.message) [\(error.code)]")
         }
         return root
     }
@@ -260,15 +257,5 @@ struct CoordinatorClient {
 enum DERBytes {
     static func of(_ certificate: Certificate) -> [UInt8] {
         (try? certificate.serializeAsPEM().derBytes) ?? []
-    }
-}
-
-/// The certificates of a PEM chain, in order.
-enum PEMChain {
-    static func certificates(_ text: String) -> [Certificate] {
-        text.components(separatedBy: "-----END CERTIFICATE-----").compactMap { part in
-            guard let start = part.range(of: "-----BEGIN CERTIFICATE-----") else { return nil }
-            return try? Certificate(pemEncoded: String(part[start.lowerBound...]) + "-----END CERTIFICATE-----")
-        }
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Attestation
 import Crypto
 import Foundation
 import JSONText
@@ -114,7 +115,7 @@ struct CertificateCommand: AsyncParsableCommand {
         async throws
     {
         let data = try await connection.connect(address).call(.GET, "/api/v2/quote")
-        let chain = PEMChain.certificates(data["cert"]?.string ?? "")
+        let chain = (try? PEMChain.certificates(in: data["cert"]?.string ?? "")) ?? []
         guard chain.count == 2 else { throw CLIError("the Coordinator sent \(chain.count) certificates, expected 2") }
         let selected: [Certificate]
         switch part {

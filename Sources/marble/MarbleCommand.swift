@@ -1,5 +1,7 @@
 import ArgumentParser
+import AsyncHTTPClient
 import Attestation
+import AttestationPCCS
 import Foundation
 import MarbleKit
 
@@ -18,15 +20,20 @@ struct MarbleCommand: AsyncParsableCommand {
             discussion: """
                 Reads EDG_MARBLE_TYPE, EDG_MARBLE_COORDINATOR_ADDR (default localhost:2001), \
                 EDG_MARBLE_UUID_FILE (default ./uuid), EDG_MARBLE_DNS_NAMES (default localhost) and \
-                EDG_MARBLE_COORDINATOR_ROOT_CA (the Coordinator root certificate to trust, PEM file). \
+                how to trust the Coordinator: EDG_MARBLE_COORDINATOR_ROOT_CA (its root certificate, PEM \
+                file), or EDG_MARBLE_COORDINATOR_ERA_CONFIG (an era config its quote must match; the \
+                quote is fetched from EDG_MARBLE_COORDINATOR_CLIENT_ADDR, default HOST:4433, and checked \
+                with the simulated platform, --collateral or --pccs). \
                 In simulation (--simulation DIR or EDG_MARBLE_SIMULATION) the quote comes from the \
                 simulated platform in DIR and the measured identity is PROGRAM itself: UniqueID = \
                 SHA-256 of its file, SignerID = the platform's default signing key. There is no \
                 security in simulation.
 
-                Example:
+                Examples:
                   EDG_MARBLE_TYPE=backend EDG_MARBLE_COORDINATOR_ROOT_CA=root.pem \\
                     marble run --simulation sim -- ./server --port 8443
+                  EDG_MARBLE_TYPE=backend EDG_MARBLE_COORDINATOR_ERA_CONFIG=era.json \\
+                    marble run --simulation sim -- ./server
                 """)
 
         @Option(help: "Simulated platform directory (EDG_MARBLE_SIMULATION); selects simulation.")
@@ -41,6 +48,15 @@ struct MarbleCommand: AsyncParsableCommand {
 
         @Option(help: "Gramine's attestation interface (EDG_MARBLE_GRAMINE_DIR).")
         var gramineDir: String?
+
+        @Option(
+            help:
+                "Collateral for the Coordinator's real quote: a dcap-qvl JSON bundle or an Intel PCS folder (EDG_MARBLE_COLLATERAL)."
+        )
+        var collateral: String?
+
+        @Option(help: "PCCS or Intel PCS base URL for the Coordinator's real quote (EDG_MARBLE_PCCS).")
+        var pccs: String?
 
         @Option(help: "Seconds to keep retrying while the Coordinator is unreachable.")
         var timeout: Int = 60
@@ -61,11 +77,12 @@ struct MarbleCommand: AsyncParsableCommand {
                 throw ValidationError("\(name) is not an executable file (nor on PATH)")
             }
             let configuration = try MarbleConfiguration.fromEnvironment(environment)
-            let issuer = try quoteIssuer(for: URL(fileURLWithPath: path), environment: environment)
+            let (issuer, evidence) = try quoteIssuer(for: URL(fileURLWithPath: path), environment: environment)
             MarbleCommand.report(
                 "Coordinator \(configuration.coordinatorAddress), marble type \(configuration.marbleType)")
             let parameters = try await Marble.activate(
-                configuration, quoteIssuer: issuer, timeout: .seconds(timeout), report: MarbleCommand.report)
+                configuration, quoteIssuer: issuer, coordinatorEvidence: evidence, timeout: .seconds(timeout),
+                report: MarbleCommand.report)
             MarbleCommand.report("activated as \(parameters.uuid.uuidString.lowercased())")
             try MarbleLauncher.writeFiles(parameters)
             MarbleCommand.report(
@@ -76,8 +93,11 @@ struct MarbleCommand: AsyncParsableCommand {
         }
 
         /// Gramine's `/dev/attestation` when present (or forced), else the simulated platform,
-        /// where PROGRAM's own file is the measured identity.
-        func quoteIssuer(for program: URL, environment: [String: String]) throws -> any QuoteIssuer {
+        /// where PROGRAM's own file is the measured identity; and what the Coordinator's quote is
+        /// checked with when no root is pinned.
+        func quoteIssuer(for program: URL, environment: [String: String]) throws -> (
+            any QuoteIssuer, CoordinatorEvidence?
+        ) {
             func setting(_ name: String) -> String? { environment[name].flatMap { $0.isEmpty ? nil : $0 } }
             let gramine = URL(fileURLWithPath: gramineDir ?? setting("EDG_MARBLE_GRAMINE_DIR") ?? "/dev/attestation")
             let platformDirectory = simulation ?? setting("EDG_MARBLE_SIMULATION")
@@ -105,7 +125,7 @@ struct MarbleCommand: AsyncParsableCommand {
                     throw ValidationError("\(gramine.path)/quote does not exist: this is not a Gramine enclave")
                 }
                 MarbleCommand.report("quotes from Gramine's \(gramine.path)")
-                return GramineQuoteIssuer(directory: gramine)
+                return (GramineQuoteIssuer(directory: gramine), realEvidence(environment))
             case .simulation, .auto:
                 guard let platformDirectory else {
                     throw ValidationError("simulation needs --simulation DIR (or EDG_MARBLE_SIMULATION)")
@@ -114,8 +134,33 @@ struct MarbleCommand: AsyncParsableCommand {
                 let enclave = try SimulatedEnclave.measuring(executable: program, signer: platform.defaultSigner)
                 MarbleCommand.report(
                     "SIMULATION: \(program.path) measured as UniqueID \(Hex.encode(enclave.uniqueID)); no security")
-                return SimulatedQuoteIssuer(platform: platform, enclave: enclave)
+                return (SimulatedQuoteIssuer(platform: platform, enclave: enclave), .simulated(platform))
             }
+        }
+
+        /// Intel's root with collateral from a file or a PCCS, when one is given.
+        func realEvidence(_ environment: [String: String]) -> CoordinatorEvidence? {
+            if let path = collateral ?? environment["EDG_MARBLE_COLLATERAL"], !path.isEmpty {
+                let provider = FileCollateralProvider(location: URL(fileURLWithPath: path))
+                return CoordinatorEvidence(verifier: QuoteVerifier()) { quote in
+                    try await provider.collateral(for: quote)
+                }
+            }
+            if let url = pccs ?? environment["EDG_MARBLE_PCCS"], !url.isEmpty {
+                return CoordinatorEvidence(verifier: QuoteVerifier()) { quote in
+                    let client = HTTPClient(eventLoopGroupProvider: .singleton)
+                    do {
+                        let collateral = try await PCCSCollateralProvider(baseURL: url, client: client).collateral(
+                            for: quote)
+                        try await client.shutdown()
+                        return collateral
+                    } catch {
+                        try? await client.shutdown()
+                        throw error
+                    }
+                }
+            }
+            return nil
         }
     }
 

@@ -157,12 +157,49 @@ import Testing
         #expect(down.stderr.contains("unreachable"), "\(down.stderr)")
     }
 
+    @Test func withoutAPinnedRootTheCoordinatorIsTrustedByItsQuote() async throws {
+        let coordinator = try CoordinatorProcess()
+        try await coordinator.start()
+        var (program, environment) = try await Self.prepare(coordinator)
+        environment["EDG_MARBLE_COORDINATOR_ROOT_CA"] = nil
+        environment["EDG_MARBLE_COORDINATOR_CLIENT_ADDR"] = "localhost:\(coordinator.clientPort)"
+        let simulation = ["run", "--simulation", coordinator.simulationDirectory.path]
+        let none = try await Self.launch(simulation + ["--", program.path], environment: environment)
+        #expect(none.status != 0 && none.stderr.contains("say which Coordinator to trust"), "\(none.stderr)")
+
+        let uniqueID = Hex.encode(try SimulatedEnclave.uniqueID(of: CoordinatorProcess.binary))
+        environment["EDG_MARBLE_COORDINATOR_ERA_CONFIG"] = try CoordinatorBinaryTests.write(
+            #"{"coordinator": {"UniqueID": "\#(uniqueID)"}}"#, "era.json", in: coordinator.directory)
+        let attested = try await Self.launch(simulation + ["--", program.path], environment: environment)
+        #expect(attested.status == 0 && attested.stdout.contains("hello, marble"), "\(attested.stderr)")
+
+        // Another identity: the Coordinator's quote does not match, nothing is sent, no retries.
+        var other = environment
+        other["EDG_MARBLE_COORDINATOR_ERA_CONFIG"] = try CoordinatorBinaryTests.write(
+            #"{"coordinator": {"UniqueID": "\#(String(repeating: "ab", count: 32))"}}"#, "other-era.json",
+            in: coordinator.directory)
+        other["EDG_MARBLE_UUID_FILE"] = coordinator.directory.appendingPathComponent("other-uuid").path
+        let refused = try await Self.launch(simulation + ["--", program.path], environment: other)
+        #expect(refused.status != 0 && !refused.stdout.contains("hello"))
+        #expect(refused.stderr.contains("not the one the era config describes"), "\(refused.stderr)")
+        #expect(!refused.stderr.contains("retrying"))
+        #expect(!FileManager.default.fileExists(atPath: other["EDG_MARBLE_UUID_FILE"]!))
+
+        // A malformed era config is a configuration error naming the file.
+        other["EDG_MARBLE_COORDINATOR_ERA_CONFIG"] = try CoordinatorBinaryTests.write(
+            #"{"coordinator": {"UniqueID": 7}}"#, "bad-era.json", in: coordinator.directory)
+        let malformed = try await Self.launch(simulation + ["--", program.path], environment: other)
+        #expect(malformed.status != 0 && malformed.stderr.contains("bad-era.json"), "\(malformed.stderr)")
+        #expect(await coordinator.stop() == 0)
+    }
+
     @Test func helpNamesTheEnvironmentAndGivesAnExample() async throws {
         let help = try await Self.launch(["run", "--help"], environment: [:])
         #expect(help.status == 0)
         for name in [
             "EDG_MARBLE_TYPE", "EDG_MARBLE_COORDINATOR_ADDR", "EDG_MARBLE_UUID_FILE", "EDG_MARBLE_DNS_NAMES",
-            "EDG_MARBLE_COORDINATOR_ROOT_CA", "EDG_MARBLE_SIMULATION", "--attestation", "Example:",
+            "EDG_MARBLE_COORDINATOR_ROOT_CA", "EDG_MARBLE_COORDINATOR_ERA_CONFIG", "EDG_MARBLE_SIMULATION",
+            "--attestation", "--collateral", "--pccs", "Examples:",
         ] {
             #expect(help.stdout.contains(name), "\(name) in: \(help.stdout)")
         }

@@ -1,3 +1,4 @@
+import Attestation
 import Testing
 
 @testable import MarblerunCLI
@@ -27,6 +28,6 @@ import Testing
         #"{"UniqueID": "\#(hex)", "AcceptedTCBStatuses": [1]}"#,
     ])
     func malformedEraConfigsAreRefused(text: String) {
-        #expect(throws: EraConfig.Failure.self) { _ = try EraConfig.parse(Array(text.utf8), name: "era") }
+        #expect(throws: AttestationError.self) { _ = try EraConfig.parse(Array(text.utf8), name: "era") }
     }
 }

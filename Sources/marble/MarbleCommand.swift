@@ -78,8 +78,11 @@ struct MarbleCommand: AsyncParsableCommand {
             }
             let configuration = try MarbleConfiguration.fromEnvironment(environment)
             let (issuer, evidence) = try quoteIssuer(for: URL(fileURLWithPath: path), environment: environment)
+            let trust =
+                configuration.coordinatorRoot != nil
+                ? "trusted by the pinned root" : "trusted once its quote matches the era config"
             MarbleCommand.report(
-                "Coordinator \(configuration.coordinatorAddress), marble type \(configuration.marbleType)")
+                "Coordinator \(configuration.coordinatorAddress) (\(trust)), marble type \(configuration.marbleType)")
             let parameters = try await Marble.activate(
                 configuration, quoteIssuer: issuer, coordinatorEvidence: evidence, timeout: .seconds(timeout),
                 report: MarbleCommand.report)

@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
         .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", from: "2.9.2"),
         .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", from: "2.4.1"),
@@ -100,10 +101,17 @@ let package = Package(
             ],
             exclude: ["marble.proto"]
         ),
-        // A small transactional key-value store with optimistic versions: SQLite (embedded) and memory.
+        // A small transactional key-value store with optimistic versions: SQLite (embedded),
+        // PostgreSQL (shared by replicas) and memory.
         .target(
             name: "Store",
-            dependencies: [.product(name: "SQLiteNIO", package: "sqlite-nio")]
+            dependencies: [
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         // The update log: signed, hash-chained JSON lines that clients verify offline.
         .target(
@@ -255,7 +263,7 @@ let package = Package(
         ),
         .testTarget(
             name: "StoreTests",
-            dependencies: ["Store"]
+            dependencies: ["Store", "ManifestTesting"]
         ),
         .testTarget(
             name: "AuditLogTests",

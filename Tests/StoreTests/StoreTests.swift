@@ -2,7 +2,7 @@ import Foundation
 import Store
 import Testing
 
-/// The same behaviour from the embedded SQLite store and the memory store.
+/// The same behaviour from the embedded SQLite store and the memory store (PostgreSQL: PostgresStoreTests).
 @Suite struct StoreTests {
     static func stores() async throws -> [(String, any StateStore)] {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("store-\(UUID().uuidString).sqlite")
@@ -10,55 +10,63 @@ import Testing
         return [("memory", MemoryStore()), ("sqlite", try await SQLiteStore.open(path: path))]
     }
 
-    @Test func writesReadsAndVersions() async throws {
+    @Test func theStoreContractHolds() async throws {
         for (name, store) in try await Self.stores() {
-            #expect(try await store.read("a") == nil, "\(name)")
-            try await store.commit([StoreWrite(key: "a", value: [1, 2], expectedVersion: nil)])
-            #expect(try await store.read("a") == StoredValue(bytes: [1, 2], version: 1), "\(name)")
+            try await Self.checkContract(store, name: name)
+        }
+    }
+
+    /// Versions, atomic commits, conflicts that apply nothing, concurrent commits that all land.
+    /// Closes the store.
+    static func checkContract(_ store: any StateStore, name: String) async throws {
+        #expect(try await store.read("a") == nil, "\(name)")
+        try await store.commit([StoreWrite(key: "a", value: [1, 2], expectedVersion: nil)])
+        #expect(try await store.read("a") == StoredValue(bytes: [1, 2], version: 1), "\(name)")
+        try await store.commit([
+            StoreWrite(key: "a", value: [3], expectedVersion: 1),
+            StoreWrite(key: "b/x", value: [], expectedVersion: nil),
+        ])
+        #expect(try await store.read("a") == StoredValue(bytes: [3], version: 2), "\(name)")
+        #expect(try await store.keys(withPrefix: "b/") == ["b/x"], "\(name)")
+        try await store.commit([StoreWrite(key: "b/x", value: nil, expectedVersion: 1)])
+        #expect(try await store.read("b/x") == nil, "\(name)")
+
+        // A conflict anywhere in a commit applies none of it.
+        await #expect {
             try await store.commit([
-                StoreWrite(key: "a", value: [3], expectedVersion: 1),
-                StoreWrite(key: "b/x", value: [], expectedVersion: nil),
+                StoreWrite(key: "new", value: [9], expectedVersion: nil),
+                StoreWrite(key: "a", value: [4], expectedVersion: 7),
             ])
-            #expect(try await store.read("a") == StoredValue(bytes: [3], version: 2), "\(name)")
-            #expect(try await store.keys(withPrefix: "b/") == ["b/x"], "\(name)")
-            try await store.commit([StoreWrite(key: "b/x", value: nil, expectedVersion: 1)])
-            #expect(try await store.read("b/x") == nil, "\(name)")
-            await store.close()
+        } throws: { ($0 as? StoreError)?.code == .conflict }
+        #expect(try await store.read("new") == nil, "\(name)")
+        #expect(try await store.read("a")?.bytes == [3], "\(name)")
+        await #expect(throws: StoreError.self) {
+            try await store.commit([StoreWrite(key: "a", value: [5], expectedVersion: nil)])
         }
-    }
-
-    @Test func aConflictAppliesNothing() async throws {
-        for (name, store) in try await Self.stores() {
-            try await store.commit([StoreWrite(key: "a", value: [1], expectedVersion: nil)])
-            await #expect {
-                try await store.commit([
-                    StoreWrite(key: "new", value: [9], expectedVersion: nil),
-                    StoreWrite(key: "a", value: [2], expectedVersion: 7),
-                ])
-            } throws: { ($0 as? StoreError)?.code == .conflict }
-            #expect(try await store.read("new") == nil, "\(name)")
-            #expect(try await store.read("a")?.bytes == [1], "\(name)")
-            await #expect(throws: StoreError.self) {
-                try await store.commit([StoreWrite(key: "a", value: [5], expectedVersion: nil)])
-            }
-            await store.close()
+        await #expect(throws: StoreError.self) {
+            try await store.commit([StoreWrite(key: "a", value: nil, expectedVersion: nil)])
         }
-    }
+        #expect(try await store.read("a")?.bytes == [3], "\(name)")
 
-    @Test func concurrentCommitsNeitherInterleaveNorLoseWrites() async throws {
-        for (name, store) in try await Self.stores() {
-            await withTaskGroup(of: Void.self) { group in
-                for index in 0..<50 {
-                    group.addTask {
-                        try? await store.commit([
-                            StoreWrite(key: "k\(index)", value: [UInt8(index)], expectedVersion: nil)
-                        ])
-                    }
+        // Keys are listed by byte prefix, in order; values up to a few MiB round-trip exactly.
+        let big = (0..<(3 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        try await store.commit([
+            StoreWrite(key: "p/b", value: big, expectedVersion: nil),
+            StoreWrite(key: "p/a%", value: [0], expectedVersion: nil),
+            StoreWrite(key: "p_", value: [0], expectedVersion: nil),
+        ])
+        #expect(try await store.keys(withPrefix: "p/") == ["p/a%", "p/b"], "\(name)")
+        #expect(try await store.read("p/b")?.bytes == big, "\(name)")
+
+        await withTaskGroup(of: Void.self) { group in
+            for index in 0..<50 {
+                group.addTask {
+                    try? await store.commit([StoreWrite(key: "k\(index)", value: [UInt8(index)], expectedVersion: nil)])
                 }
             }
-            #expect(try await store.keys(withPrefix: "k").count == 50, "\(name)")
-            await store.close()
         }
+        #expect(try await store.keys(withPrefix: "k").count == 50, "\(name)")
+        await store.close()
     }
 
     @Test func sqliteKeepsCommittedDataAcrossReopen() async throws {

@@ -28,6 +28,7 @@ extension Coordinator {
     /// MarbleRun does: ECDSA over SHA-256 of (standard base64 of the quote as sent, then the TCB
     /// status name). Returns the TCB status and the ASN.1 DER signature.
     public func signQuote(_ bytes: [UInt8]) async throws(CoordinatorError) -> (tcbStatus: String, signature: [UInt8]) {
+        try await synchronize()
         try requireFeature(Self.signQuoteFeature)
         let verified: VerifiedQuote
         do {
@@ -70,6 +71,7 @@ extension Coordinator {
     public func setMonotonicCounter(marbleType: String, uuid: UUID, name: String, value: UInt64)
         async throws(CoordinatorError) -> UInt64
     {
+        try await synchronize()
         try requireFeature(Self.monotonicCounterFeature)
         guard !name.isEmpty, name.utf8.count <= 256 else {
             throw CoordinatorError(.invalidRequest, "a counter name has 1 to 256 bytes")

@@ -36,6 +36,7 @@ extension Coordinator {
     /// packages' SecurityVersion at once (the user needs UpdateSecurityVersion on each); any
     /// other manifest proposes a full update (the user needs UpdateManifest).
     public func update(_ bytes: [UInt8], by user: User) async throws(CoordinatorError) -> UpdateResult {
+        try await synchronize()
         let current = try currentManifest()
         if let versions = try Self.packageUpdate(bytes) {
             try await updatePackages(versions, current: current, by: user)
@@ -57,6 +58,7 @@ extension Coordinator {
     /// Acknowledges the pending full update with its exact bytes; the last needed
     /// acknowledgement applies it.
     public func acknowledgeUpdate(_ bytes: [UInt8], by user: User) async throws(CoordinatorError) -> UpdateResult {
+        try await synchronize()
         _ = try currentManifest()
         guard user.isGranted(.updateManifest) else {
             throw CoordinatorError(.forbidden, "user \(user.name) may not update the manifest")
@@ -82,6 +84,7 @@ extension Coordinator {
 
     /// Cancels the pending full update.
     public func cancelUpdate(by user: User) async throws(CoordinatorError) {
+        try await synchronize()
         _ = try currentManifest()
         guard user.isGranted(.updateManifest) else {
             throw CoordinatorError(.forbidden, "user \(user.name) may not update the manifest")
@@ -359,7 +362,15 @@ extension Coordinator {
         let (logWrites, nextTrail) = try (rekey == nil ? trail : trail.rebased()).appending(
             events, at: configuration.now(), signedBy: pki.rootKey, in: target)
         let coreWrite = try target.write("core", newCore.encoded(), expectedVersion: rekey == nil ? coreVersion : nil)
-        try await sealed.commit((rekey?.writes ?? []) + [coreWrite] + logWrites + extra)
+        do {
+            try await sealed.commit((rekey?.writes ?? []) + [coreWrite] + logWrites + extra)
+        } catch  where error.code == .conflict && configuration.sharedStore {
+            try? await reload()
+            throw CoordinatorError(
+                .conflict,
+                "another Coordinator replica changed the state at the same time; nothing of this change was applied: retry"
+            )
+        }
         core = newCore
         coreVersion = rekey == nil ? coreVersion + 1 : 1
         trail = nextTrail

@@ -53,6 +53,7 @@ extension Coordinator {
     /// change and its update log entry are one durable commit. Marbles activated afterwards see
     /// the new values.
     public func setSecrets(_ secrets: [String: UserSecret], by user: User) async throws(CoordinatorError) {
+        try await synchronize()
         let manifest = try acceptingMarblesManifest()
         guard !secrets.isEmpty else { throw CoordinatorError(.invalidRequest, "the request sets no secrets") }
         var values = core.userDefinedSecrets
@@ -107,7 +108,8 @@ extension Coordinator {
 
     /// The update log's lines, oldest first; see ``AuditLog`` for their format.
     public func updateLog() async throws(CoordinatorError) -> [[UInt8]] {
-        try await trail.lines(in: sealed)
+        try await synchronize()
+        return try await trail.lines(in: sealed)
     }
 
     private func acceptingMarblesManifest() throws(CoordinatorError) -> Manifest {

@@ -39,6 +39,9 @@ public actor Coordinator {
         /// Used only when a new root is created.
         public var dnsNames: [String] = ["localhost"]
         public var now: @Sendable () -> Date = Date.init
+        /// Other Coordinators (replicas) write the same store: check the stored state's version
+        /// before each operation and reload it when it changed.
+        public var sharedStore = false
 
         public init() {}
     }
@@ -61,7 +64,7 @@ public actor Coordinator {
     let sealer: any Sealer
     public private(set) var state: State
     public internal(set) var pki: CoordinatorPKI
-    let rootSecret: SymmetricKey
+    var rootSecret: SymmetricKey
     var core: CoreState
     var coreVersion: Int64
     var document: ManifestDocument?
@@ -112,10 +115,17 @@ public actor Coordinator {
             throw CoordinatorError(.storeUnavailable, "the state store failed: \(error.message)")
         }
         guard let sealedKey else {
-            return .ready(
-                try await create(
+            do {
+                return .ready(
+                    try await create(
+                        configuration: configuration, verifier: verifier, collateralProvider: collateralProvider,
+                        store: store, sealer: sealer))
+            } catch  where error.code == .conflict {
+                // Another replica created the state at the same moment: open that one.
+                return try await open(
                     configuration: configuration, verifier: verifier, collateralProvider: collateralProvider,
-                    store: store, sealer: sealer))
+                    store: store, sealer: sealer)
+            }
         }
         let dataKey: [UInt8]
         do {
@@ -133,28 +143,98 @@ public actor Coordinator {
             throw CoordinatorError(
                 .sealedState, "the store has a sealed data key but no Coordinator state; refusing to start over it")
         }
-        let core = try CoreState.decode(record.bytes)
-        let pki: CoordinatorPKI
-        do {
-            pki = try core.pki
-        } catch {
-            throw CoordinatorError(.sealedState, "the sealed CA keys or certificates do not parse")
-        }
-        var document: ManifestDocument?
-        if let bytes = core.manifest {
-            document = ManifestDocument.parse(bytes, options: ManifestOptions(strict: configuration.strictManifest))
-            guard document?.isValid == true else {
-                throw CoordinatorError(.sealedState, "the sealed manifest no longer validates")
-            }
-        }
-        let trail = try await AuditTrail.load(from: sealed)
-        try await trail.verify(in: sealed, root: pki.root)
+        let loaded = try await Loaded(record, from: sealed, configuration: configuration)
         return .ready(
             Coordinator(
                 configuration: configuration, verifier: verifier, collateralProvider: collateralProvider,
                 sealed: sealed, sealer: sealer,
-                pki: pki, core: core,
-                coreVersion: record.version, document: document, trail: trail))
+                pki: loaded.pki, core: loaded.core,
+                coreVersion: record.version, document: loaded.document, trail: loaded.trail))
+    }
+
+    /// The state a Coordinator keeps in memory, read and checked from the store.
+    struct Loaded {
+        var core: CoreState
+        var pki: CoordinatorPKI
+        var document: ManifestDocument?
+        var trail: AuditTrail
+
+        init(_ record: (bytes: [UInt8], version: Int64), from sealed: SealedStore, configuration: Configuration)
+            async throws(CoordinatorError)
+        {
+            core = try CoreState.decode(record.bytes)
+            do {
+                pki = try core.pki
+            } catch {
+                throw CoordinatorError(.sealedState, "the sealed CA keys or certificates do not parse")
+            }
+            if let bytes = core.manifest {
+                document = ManifestDocument.parse(bytes, options: ManifestOptions(strict: configuration.strictManifest))
+                guard document?.isValid == true else {
+                    throw CoordinatorError(.sealedState, "the sealed manifest no longer validates")
+                }
+            }
+            trail = try await AuditTrail.load(from: sealed)
+            try await trail.verify(in: sealed, root: pki.root)
+        }
+    }
+
+    /// For replicas on one store: when another Coordinator changed the state since this one
+    /// last read it, reload it (manifest, CA, secrets, log head), so no answer comes from a
+    /// stale copy. A no-op unless ``Configuration/sharedStore`` is set.
+    public func synchronize() async throws(CoordinatorError) {
+        guard configuration.sharedStore else { return }
+        let stored: StoredValue?
+        do {
+            stored = try await sealed.store.read(sealed.storageName("core"))
+        } catch {
+            throw CoordinatorError(.storeUnavailable, "the state store failed: \(error.message)")
+        }
+        if stored?.version == coreVersion { return }
+        try await reload()
+    }
+
+    /// Reads the whole state again; a state re-encrypted by another replica (new data key) is
+    /// opened with the newly sealed key.
+    func reload() async throws(CoordinatorError) {
+        var current = sealed
+        var record = try await current.read("core")
+        if record == nil {
+            let sealedKey: StoredValue?
+            do {
+                sealedKey = try await sealed.store.read(SealedStore.sealedDataKeyName)
+            } catch {
+                throw CoordinatorError(.storeUnavailable, "the state store failed: \(error.message)")
+            }
+            guard let sealedKey else {
+                throw CoordinatorError(.sealedState, "the Coordinator state disappeared from the store")
+            }
+            let dataKey: [UInt8]
+            do {
+                dataKey = try sealer.unseal(sealedKey.bytes)
+            } catch {
+                throw CoordinatorError(
+                    .sealedState,
+                    "another replica re-encrypted the state with a key this Coordinator cannot unseal: restart it to obtain the key again"
+                )
+            }
+            current = SealedStore(store: sealed.store, dataKey: dataKey)
+            record = try await current.read("core")
+        }
+        guard let record else {
+            throw CoordinatorError(.sealedState, "the Coordinator state disappeared from the store")
+        }
+        let loaded = try await Loaded(record, from: current, configuration: configuration)
+        sealed = current
+        core = loaded.core
+        coreVersion = record.version
+        pki = loaded.pki
+        document = loaded.document
+        trail = loaded.trail
+        rootSecret = SymmetricKey(data: loaded.core.rootSecret)
+        sharedSecrets = loaded.core.secrets
+        state = loaded.document == nil ? .acceptingManifest : .acceptingMarbles
+        cachedIssuer = nil
     }
 
     private static func create(
@@ -230,7 +310,8 @@ public actor Coordinator {
 
     /// Activations so far of a marble type.
     public func activationCount(_ marbleType: String) async throws(CoordinatorError) -> UInt64 {
-        try await readCount(marbleType).count
+        try await synchronize()
+        return try await readCount(marbleType).count
     }
 
     private func readCount(_ marbleType: String) async throws(CoordinatorError) -> (count: UInt64, version: Int64?) {
@@ -247,6 +328,7 @@ public actor Coordinator {
     /// ``State/acceptingManifest``. It is acknowledged only once durable; on any error nothing
     /// changes.
     public func setManifest(_ bytes: [UInt8]) async throws(CoordinatorError) -> ManifestResult {
+        try await synchronize()
         guard state == .acceptingManifest else {
             throw CoordinatorError(
                 .wrongState, "a manifest is already set; change it with an update (state \(state.rawValue))")
@@ -293,6 +375,7 @@ public actor Coordinator {
     public func activate(_ request: ActivationRequest, peerCertificate: [UInt8]) async throws(CoordinatorError)
         -> ActivationParameters
     {
+        try await synchronize()
         guard state == .acceptingMarbles, let document, let manifest = document.manifest else {
             throw CoordinatorError(
                 .wrongState, "no manifest is set yet: the Coordinator cannot activate marbles (state \(state.rawValue))"

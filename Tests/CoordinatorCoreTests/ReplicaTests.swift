@@ -1,0 +1,124 @@
+import Attestation
+import CoordinatorCore
+import Foundation
+import Manifest
+import ManifestTesting
+import Store
+import Testing
+
+/// Two Coordinators on one store (as replicas on one PostgreSQL database), each sealing with
+/// the same key here (key distribution between replicas is tested apart): every change made
+/// through one is what the other answers with, and concurrent writes never lose one.
+@Suite struct ReplicaTests {
+    struct Pair {
+        let platform: SimulatedPlatform
+        let enclave: SimulatedEnclave
+        let a: Coordinator
+        let b: Coordinator
+
+        static func make() async throws -> Pair {
+            let platform = try SimulatedPlatform.generate()
+            let store = MemoryStore()
+            let sealer = EphemeralSealer()
+            var shared = Coordinator.Configuration()
+            shared.sharedStore = true
+            let configuration = shared
+            let start: @Sendable () async throws -> Coordinator = {
+                try await Coordinator.start(
+                    configuration: configuration, verifier: platform.verifier,
+                    collateralProvider: StaticCollateralProvider(platform.collateral), store: store, sealer: sealer)
+            }
+            // Started together on an empty store: one creates the state, the other opens it.
+            async let first = start()
+            async let second = start()
+            let (a, b) = try await (first, second)
+            return Pair(platform: platform, enclave: ActivationManifest.enclave(on: platform), a: a, b: b)
+        }
+
+        func activate(on coordinator: Coordinator, uuid: UUID = UUID()) async throws -> ActivationParameters {
+            let marble = try TestMarble()
+            return try await coordinator.activate(
+                marble.request(platform, enclave: enclave, type: "backend", uuid: uuid),
+                peerCertificate: marble.certificate)
+        }
+    }
+
+    @Test func bothReplicasShareOneCAAndOneManifestAndCountActivationsTogether() async throws {
+        let pair = try await Pair.make()
+        #expect(await pair.a.pki.root == pair.b.pki.root, "one Coordinator identity, not two")
+        _ = try await pair.a.setManifest(ActivationManifest.bytes(signerID: pair.enclave.signerID, maxActivations: 3))
+
+        // B answers with A's manifest without a restart.
+        try await pair.b.synchronize()
+        #expect(await pair.b.state == .acceptingMarbles)
+        #expect(await pair.b.manifest?.fingerprint == pair.a.manifest?.fingerprint)
+        await #expect(throws: CoordinatorError.self) {
+            _ = try await pair.b.setManifest(ActivationManifest.bytes(signerID: pair.enclave.signerID))
+        }
+
+        // MaxActivations 3 holds across both: concurrent activations through A and B, 3 accepted.
+        let results = await withTaskGroup(of: Bool.self) { group in
+            for index in 0..<8 {
+                group.addTask {
+                    (try? await pair.activate(on: index % 2 == 0 ? pair.a : pair.b)) != nil
+                }
+            }
+            return await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(results.filter { $0 }.count == 3, "\(results)")
+        #expect(try await pair.a.activationCount("backend") == 3)
+        #expect(try await pair.b.activationCount("backend") == 3)
+    }
+
+    @Test func secretsAndUpdatesThroughOneAreWhatTheOtherServes() async throws {
+        let pair = try await Pair.make()
+        let (admin, reader, writer) = (
+            try TestUser(name: "admin"), try TestUser(name: "reader"), try TestUser(name: "writer")
+        )
+        _ = try await pair.a.setManifest(
+            UserManifest.bytes(signerID: pair.enclave.signerID, admin: admin, reader: reader, writer: writer))
+        try await pair.b.synchronize()
+        let writerOnB = try await pair.b.authenticate(writer.certificateDER)
+        let readerOnA = try await pair.a.authenticate(reader.certificateDER)
+
+        // Concurrent writes of one secret through both replicas: each either lands or is refused
+        // as a conflict (retried here); none is lost, and the log has every one that landed.
+        _ = try await withThrowingTaskGroup(of: Int.self) { group in
+            for index in 0..<10 {
+                group.addTask {
+                    let replica = index % 2 == 0 ? pair.a : pair.b
+                    let user = try await replica.authenticate(writer.certificateDER)
+                    // A replica that did not reload after a conflict would conflict forever.
+                    for conflicts in 0..<50 {
+                        do {
+                            try await replica.setSecrets(
+                                ["userKey": UserSecret(key: Array(repeating: UInt8(index), count: 16))], by: user)
+                            return conflicts
+                        } catch let error as CoordinatorError where error.code == .conflict {
+                            continue
+                        }
+                    }
+                    throw CoordinatorError(.conflict, "write \(index) never landed")
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+        try await pair.a.synchronize()
+        try await pair.b.synchronize()
+        let logA = try await pair.a.updateLog()
+        let logB = try await pair.b.updateLog()
+        #expect(logA == logB)
+        let secretWrites = logA.filter { String(decoding: $0, as: UTF8.self).contains("secrets-written") }
+        #expect(secretWrites.count == 10, "every acknowledged write is in the log once")
+        let final = try await pair.a.secrets(["userKey"], for: readerOnA)["userKey"]
+        let last = try #require(logA.last.map { String(decoding: $0, as: UTF8.self) })
+        #expect(final != nil && last.contains("secrets-written"))
+
+        // A write through B is what A reads.
+        try await pair.b.setSecrets(["userKey": UserSecret(key: Array(repeating: 0xab, count: 16))], by: writerOnB)
+        try await pair.a.synchronize()
+        #expect(
+            try await pair.a.secrets(["userKey"], for: readerOnA)["userKey"]?.privateKey
+                == Array(repeating: 0xab, count: 16))
+    }
+}

@@ -38,6 +38,7 @@ struct ClientAPI: Sendable {
     func router() -> Router<ClientRequestContext> {
         let router = Router(context: ClientRequestContext.self)
         router.add(middleware: JSendMiddleware(knownPaths: Self.paths, logger: logger))
+        router.add(middleware: SynchronizeMiddleware(coordinator: coordinator))
         router.get("/api/v2/status") { _, _ in try await JSend.success(status(v1: false)) }
         router.get("/status") { _, _ in try await JSend.success(status(v1: true)) }
         router.get("/api/v2/quote") { request, _ in try await JSend.success(quote(request, v1: false)) }
@@ -132,6 +133,18 @@ struct ClientAPI: Sendable {
     /// regard to case, so we do too; any other field is refused.
     static func manifestField(_ body: [UInt8]) throws -> [UInt8] {
         try RequestBody.base64(RequestBody.fields(body, allowed: ["manifest"]), "manifest", shown: "manifest")
+    }
+}
+
+/// Replicas: every request is answered from the state as the shared store has it now.
+struct SynchronizeMiddleware<Context: RequestContext>: RouterMiddleware {
+    let coordinator: Coordinator
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+        async throws -> Response
+    {
+        try await coordinator.synchronize()
+        return try await next(request, context)
     }
 }
 

@@ -36,6 +36,7 @@ public struct CoordinatorServer: Sendable {
             core.curve = configuration.curve
             core.dnsNames = configuration.dnsNames
             core.strictManifest = configuration.strictManifest
+            core.sharedStore = configuration.postgresURL != nil
             // Recovery mode ends either in a recovered state, which then opens normally, or in shutdown.
             while true {
                 let opening = try await Coordinator.open(
@@ -167,7 +168,7 @@ public struct CoordinatorServer: Sendable {
         }
     }
 
-    private func openStore() async throws -> SQLiteStore {
+    private func openStore() async throws -> any StateStore {
         let manager = FileManager.default
         do {
             try manager.createDirectory(
@@ -176,6 +177,14 @@ public struct CoordinatorServer: Sendable {
         } catch {
             throw ServerConfigurationError(
                 "cannot create the seal directory \(configuration.sealDirectory.path): \(error.localizedDescription)")
+        }
+        if let url = configuration.postgresURL {
+            var storeLogger = logger
+            storeLogger.logLevel = max(logger.logLevel, .warning)
+            let store = try await PostgresStore.open(url: url, logger: storeLogger)
+            logger.notice(
+                "state store: PostgreSQL, shared with any replicas", metadata: ["database": "\(store.location)"])
+            return store
         }
         return try await SQLiteStore.open(path: configuration.databasePath)
     }

@@ -44,6 +44,9 @@ public struct ServerConfiguration: Sendable {
     public var prometheusAddress: ListenAddress?
     /// Where the sealed state (`coordinator.sqlite`) and, in simulation, the sealing key live.
     public var sealDirectory = URL(fileURLWithPath: "marblerun-coordinator-data")
+    /// A PostgreSQL URL (`postgres://…`) shared by Coordinator replicas; nil keeps the embedded
+    /// SQLite store in the seal directory. The database only ever holds ciphertext and versions.
+    public var postgresURL: String?
     /// The simulated SGX platform directory; nil means a real enclave.
     public var simulationDirectory: URL?
     /// A manifest set at start-up when none is set yet.

@@ -31,6 +31,15 @@ struct CoordinatorCommand: AsyncParsableCommand {
     var meshAddr: String?
     @Option(help: "Directory of the sealed state (EDG_COORDINATOR_SEAL_DIR).")
     var sealDir: String?
+    @Option(help: "State store: sqlite (embedded, in the seal directory) or postgres (EDG_STORE_BACKEND).")
+    var storeBackend: String?
+
+    @Option(
+        help:
+            "PostgreSQL URL for the postgres backend, e.g. postgres://user:pw@db:5432/marblerun?sslmode=verify-full&sslrootcert=ca.pem (EDG_STORE_URL)."
+    )
+    var storeURL: String?
+
     @Option(help: "Prometheus /metrics address; off if unset (EDG_COORDINATOR_PROMETHEUS_ADDR).")
     var prometheusAddr: String?
     @Option(help: "Manifest file set at start when none is set (EDG_STARTUP_MANIFEST).")
@@ -79,6 +88,18 @@ struct CoordinatorCommand: AsyncParsableCommand {
         }
         if let path = setting(sealDir, "EDG_COORDINATOR_SEAL_DIR") {
             configuration.sealDirectory = URL(fileURLWithPath: path)
+        }
+        switch setting(storeBackend, "EDG_STORE_BACKEND") ?? "sqlite" {
+        case "sqlite":
+            break
+        case "postgres", "postgresql":
+            guard let url = setting(storeURL, "EDG_STORE_URL") else {
+                throw ValidationError(
+                    "the postgres store needs --store-url or EDG_STORE_URL (postgres://USER@HOST:PORT/DATABASE)")
+            }
+            configuration.postgresURL = url
+        case let other:
+            throw ValidationError("store backend \(other.prefix(20)): use sqlite or postgres")
         }
         configuration.startupManifest = setting(startupManifest, "EDG_STARTUP_MANIFEST").map(URL.init(fileURLWithPath:))
         configuration.simulationDirectory = setting(simulation, "EDG_COORDINATOR_SIMULATION").map(

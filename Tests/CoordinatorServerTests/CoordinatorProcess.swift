@@ -2,6 +2,10 @@ import Foundation
 import ManifestTesting
 import Synchronization
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// The real `coordinator` binary on loopback, with its own simulation and seal directories.
 final class CoordinatorProcess: @unchecked Sendable {
     static let binary = product("coordinator")
@@ -24,12 +28,14 @@ final class CoordinatorProcess: @unchecked Sendable {
     private var process: Process?
     private var exit: Task<Int32, Never>?
 
-    var simulationDirectory: URL { directory.appendingPathComponent("simulation") }
-    var sealDirectory: URL { directory.appendingPathComponent("seal") }
+    let simulationDirectory: URL
+    let sealDirectory: URL
     var logFile: URL { directory.appendingPathComponent("coordinator.log") }
     var clientURL: String { "https://localhost:\(clientPort)" }
 
-    init() throws {
+    /// A Coordinator of its own, or a replica of `other`: the same simulated platform and
+    /// sealing key (until replicas obtain the key from each other), its own ports and log.
+    init(sharingPlatformAndSealingKeyWith other: CoordinatorProcess? = nil) throws {
         let offset = Self.nextPortOffset.withLock { offset in
             defer { offset = (offset + 1) % 7_000 }
             return offset
@@ -37,6 +43,8 @@ final class CoordinatorProcess: @unchecked Sendable {
         (clientPort, meshPort, metricsPort) = (10_000 + offset, 17_000 + offset, 24_000 + offset)
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("coordinator-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        simulationDirectory = other?.simulationDirectory ?? directory.appendingPathComponent("simulation")
+        sealDirectory = other?.sealDirectory ?? directory.appendingPathComponent("seal")
     }
 
     /// Starts the binary and waits, with a deadline, until the client API answers.
@@ -86,6 +94,14 @@ final class CoordinatorProcess: @unchecked Sendable {
         let status = await exit.value
         self.process = nil
         return status
+    }
+
+    /// SIGKILL: no shutdown at all, as a crash or a power cut; waits for the exit.
+    func kill() async {
+        guard let process, let exit else { return }
+        Glibc.kill(process.processIdentifier, SIGKILL)
+        _ = await exit.value
+        self.process = nil
     }
 
     /// The exit status of a process that ended by itself (a refused start-up).

@@ -127,6 +127,20 @@ public final class PostgresServer: @unchecked Sendable {
         return url(database: name, sslmode: sslmode)
     }
 
+    /// Runs `body` with a started server, which is removed afterwards whether `body` succeeded or not.
+    public static func with<T>(tls: Bool = false, _ body: (PostgresServer) async throws -> T) async throws -> T {
+        let server = try await PostgresServer(tls: tls)
+        do {
+            try await server.start()
+            let result = try await body(server)
+            await server.remove()
+            return result
+        } catch {
+            await server.remove()
+            throw error
+        }
+    }
+
     /// Stops the server and removes its files.
     public func remove() async {
         await stop()

@@ -40,8 +40,10 @@ import Testing
     }
 
     @Test func replicasShareTheStateSurviveAKilledPeerAndADatabaseRestart() async throws {
-        let database = try await PostgresServer()
-        try await database.start()
+        try await PostgresServer.with { database in try await Self.replicas(on: database) }
+    }
+
+    static func replicas(on database: PostgresServer) async throws {
         let url = try await database.createDatabase("replicas")
         let a = try CoordinatorProcess()
         let b = try CoordinatorProcess(sharingPlatformAndSealingKeyWith: a)
@@ -94,6 +96,5 @@ import Testing
         let log = try await a.request("GET", "/api/v2/update")
         #expect(((log.json["data"] as? [String: Any])?["updateLog"] as? [Any])?.count == 1)
         for replica in [a, b, c] { #expect(await replica.stop() == 0, "\(replica.log().suffix(2000))") }
-        await database.remove()
     }
 }

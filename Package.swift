@@ -157,6 +157,8 @@ let package = Package(
             name: "CoordinatorServer",
             dependencies: [
                 "CoordinatorCore", "MeshAPI", "Manifest", "Attestation", "Store", "JSONText",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),

@@ -280,13 +280,20 @@ extension Coordinator {
             let newKey = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
             let moved = try await sealed.rekeyWrites(to: newKey, replacing: ["core", AuditTrail.headName])
             let sealedKey: StoredValue?
+            // Replicas' copies of the old key go: they obtain the new one from a running replica.
+            var staleCopies: [StoreWrite] = []
             do {
                 sealedKey = try await sealed.store.read(SealedStore.sealedDataKeyName)
+                for name in try await sealed.store.keys(withPrefix: Self.replicaKeyPrefix) {
+                    if let copy = try await sealed.store.read(name) {
+                        staleCopies.append(StoreWrite(key: name, value: nil, expectedVersion: copy.version))
+                    }
+                }
             } catch {
                 throw CoordinatorError(.storeUnavailable, "the state store failed: \(error.message)")
             }
             applied.rekey = Rekey(
-                writes: moved.writes + [
+                writes: moved.writes + staleCopies + [
                     StoreWrite(
                         key: SealedStore.sealedDataKeyName, value: try sealer.seal(newKey),
                         expectedVersion: sealedKey?.version)

@@ -42,6 +42,9 @@ public actor Coordinator {
         /// Other Coordinators (replicas) write the same store: check the stored state's version
         /// before each operation and reload it when it changed.
         public var sharedStore = false
+        /// The identity a replica's quote must show to be handed the data key: this
+        /// Coordinator's own (key distribution is off when nil).
+        public var replicaIdentity: PackagePolicy?
 
         public init() {}
     }
@@ -71,6 +74,8 @@ public actor Coordinator {
     var sharedSecrets: [String: SecretValue]
     /// The update log's position; appended to in the same commit as each change.
     var trail: AuditTrail
+    /// Where a replica gets the data key when its sealer cannot open any sealed copy.
+    let dataKeySource: DataKeySource?
     private var prepared: [SHA256Digest: PreparedCollateral] = [:]
     /// Rebuilt whenever the PKI or the shared secrets change (set to nil there).
     var cachedIssuer: ParameterIssuer?
@@ -88,23 +93,32 @@ public actor Coordinator {
     public static func start(
         configuration: Configuration = Configuration(), verifier: QuoteVerifier,
         collateralProvider: any CollateralProvider,
-        store: any StateStore, sealer: any Sealer
+        store: any StateStore, sealer: any Sealer, dataKeySource: DataKeySource? = nil
     ) async throws(CoordinatorError) -> Coordinator {
         switch try await open(
             configuration: configuration, verifier: verifier, collateralProvider: collateralProvider, store: store,
-            sealer: sealer)
+            sealer: sealer, dataKeySource: dataKeySource)
         {
         case .ready(let coordinator): return coordinator
         case .recovery(let recovery): throw CoordinatorError(.sealedState, recovery.reason)
         }
     }
 
+    /// Obtains the state's data key from a running replica (mutual attestation), for a replica
+    /// whose sealer cannot open any sealed copy of it.
+    public typealias DataKeySource = @Sendable () async throws -> [UInt8]
+
+    /// Where replicas keep the data key sealed with their own sealer (`sealed-data-key/ID`).
+    static let replicaKeyPrefix = SealedStore.sealedDataKeyName + "/"
+
     /// As ``start(configuration:verifier:collateralProvider:store:sealer:)``, but a data key that
-    /// cannot be unsealed while recovery data exists opens recovery mode instead of failing.
+    /// cannot be unsealed while recovery data exists opens recovery mode instead of failing. A
+    /// replica whose sealer opens no sealed copy of the key asks `dataKeySource` (a running
+    /// replica), checks the key against the state and keeps a copy sealed with its own sealer.
     public static func open(
         configuration: Configuration = Configuration(), verifier: QuoteVerifier,
         collateralProvider: any CollateralProvider,
-        store: any StateStore, sealer: any Sealer
+        store: any StateStore, sealer: any Sealer, dataKeySource: DataKeySource? = nil
     ) async throws(CoordinatorError) -> Opening {
         let sealedKey: StoredValue?
         let recoveryRecord: StoredValue?
@@ -119,19 +133,19 @@ public actor Coordinator {
                 return .ready(
                     try await create(
                         configuration: configuration, verifier: verifier, collateralProvider: collateralProvider,
-                        store: store, sealer: sealer))
+                        store: store, sealer: sealer, dataKeySource: dataKeySource))
             } catch  where error.code == .conflict {
                 // Another replica created the state at the same moment: open that one.
                 return try await open(
                     configuration: configuration, verifier: verifier, collateralProvider: collateralProvider,
-                    store: store, sealer: sealer)
+                    store: store, sealer: sealer, dataKeySource: dataKeySource)
             }
         }
         let dataKey: [UInt8]
         do {
-            dataKey = try sealer.unseal(sealedKey.bytes)
+            dataKey = try await unsealDataKey(sealedKey, store: store, sealer: sealer, dataKeySource: dataKeySource)
         } catch {
-            guard let recoveryRecord else { throw error }
+            guard let recoveryRecord, error.code == .sealedState else { throw error }
             return .recovery(
                 try RecoveryCoordinator(
                     reason: "\(error.message); the manifest has recovery keys: post the recovery secrets to recover",
@@ -147,9 +161,56 @@ public actor Coordinator {
         return .ready(
             Coordinator(
                 configuration: configuration, verifier: verifier, collateralProvider: collateralProvider,
-                sealed: sealed, sealer: sealer,
+                sealed: sealed, sealer: sealer, dataKeySource: dataKeySource,
                 pki: loaded.pki, core: loaded.core,
                 coreVersion: record.version, document: loaded.document, trail: loaded.trail))
+    }
+
+    /// The data key: unsealed from the main record or this replica's copy, or obtained from a
+    /// running replica, checked to open the state, and then sealed for this replica.
+    static func unsealDataKey(
+        _ sealedKey: StoredValue, store: any StateStore, sealer: any Sealer, dataKeySource: DataKeySource?
+    ) async throws(CoordinatorError) -> [UInt8] {
+        let firstFailure: CoordinatorError
+        do {
+            return try sealer.unseal(sealedKey.bytes)
+        } catch {
+            firstFailure = error
+        }
+        let copies: [String]
+        do {
+            copies = try await store.keys(withPrefix: replicaKeyPrefix)
+            for name in copies {
+                if let copy = try await store.read(name), let key = try? sealer.unseal(copy.bytes) {
+                    // A copy sealed before the key changed (re-encryption) no longer opens the state.
+                    if try await SealedStore(store: store, dataKey: key).read("core") != nil { return key }
+                }
+            }
+        } catch let error as CoordinatorError {
+            throw error
+        } catch {
+            throw CoordinatorError(.storeUnavailable, "the state store failed: \(error)")
+        }
+        guard let dataKeySource else { throw firstFailure }
+        let key: [UInt8]
+        do {
+            key = try await dataKeySource()
+        } catch {
+            throw CoordinatorError(
+                .sealedState,
+                "this replica cannot unseal the data key and no running replica handed it over: \(error)")
+        }
+        guard key.count == 32, (try? await SealedStore(store: store, dataKey: key).read("core")) != nil else {
+            throw CoordinatorError(.sealedState, "the key a replica handed over does not open the state")
+        }
+        let name = replicaKeyPrefix + Hex.encode(SymmetricKey(size: .bits128).withUnsafeBytes { Array($0) })
+        let sealedCopy = try sealer.seal(key)
+        do {
+            try await store.commit([StoreWrite(key: name, value: sealedCopy, expectedVersion: nil)])
+        } catch {
+            throw CoordinatorError(.storeUnavailable, "keeping this replica's sealed key failed: \(error.message)")
+        }
+        return key
     }
 
     /// The state a Coordinator keeps in memory, read and checked from the store.
@@ -209,15 +270,8 @@ public actor Coordinator {
             guard let sealedKey else {
                 throw CoordinatorError(.sealedState, "the Coordinator state disappeared from the store")
             }
-            let dataKey: [UInt8]
-            do {
-                dataKey = try sealer.unseal(sealedKey.bytes)
-            } catch {
-                throw CoordinatorError(
-                    .sealedState,
-                    "another replica re-encrypted the state with a key this Coordinator cannot unseal: restart it to obtain the key again"
-                )
-            }
+            let dataKey = try await Self.unsealDataKey(
+                sealedKey, store: sealed.store, sealer: sealer, dataKeySource: dataKeySource)
             current = SealedStore(store: sealed.store, dataKey: dataKey)
             record = try await current.read("core")
         }
@@ -239,8 +293,7 @@ public actor Coordinator {
 
     private static func create(
         configuration: Configuration, verifier: QuoteVerifier, collateralProvider: any CollateralProvider,
-        store: any StateStore,
-        sealer: any Sealer
+        store: any StateStore, sealer: any Sealer, dataKeySource: DataKeySource?
     ) async throws(CoordinatorError) -> Coordinator {
         let dataKey = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
         let sealed = SealedStore(store: store, dataKey: dataKey)
@@ -270,17 +323,18 @@ public actor Coordinator {
         ])
         return Coordinator(
             configuration: configuration, verifier: verifier, collateralProvider: collateralProvider, sealed: sealed,
-            sealer: sealer, pki: pki, core: core,
+            sealer: sealer, dataKeySource: dataKeySource, pki: pki, core: core,
             coreVersion: 1, document: nil, trail: AuditTrail())
     }
 
     private init(
         configuration: Configuration, verifier: QuoteVerifier, collateralProvider: any CollateralProvider,
-        sealed: SealedStore, sealer: any Sealer,
+        sealed: SealedStore, sealer: any Sealer, dataKeySource: DataKeySource?,
         pki: CoordinatorPKI, core: CoreState, coreVersion: Int64, document: ManifestDocument?, trail: AuditTrail
     ) {
         self.trail = trail
         self.sealer = sealer
+        self.dataKeySource = dataKeySource
         self.configuration = configuration
         self.verifier = verifier
         self.collateralProvider = collateralProvider
@@ -541,7 +595,7 @@ public actor Coordinator {
     }
 
     /// The parsed quote and the prepared collateral of its platform (prepared once while valid).
-    private func preparedQuote(_ bytes: [UInt8]) async throws(CoordinatorError) -> (Quote, PreparedCollateral) {
+    func preparedQuote(_ bytes: [UInt8]) async throws(CoordinatorError) -> (Quote, PreparedCollateral) {
         do {
             let quote = try Quote(parsing: bytes)
             let collateral = try await collateralProvider.collateral(for: quote)

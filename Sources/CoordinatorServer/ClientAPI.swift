@@ -33,7 +33,7 @@ struct ClientAPI: Sendable {
 
     static let paths: Set<String> = Set([
         "/api/v2/status", "/api/v2/quote", "/api/v2/manifest", "/status", "/quote", "/manifest",
-    ]).union(userPaths).union(updatePaths).union(featurePaths)
+    ]).union(userPaths).union(updatePaths).union(featurePaths).union(replicaPaths)
 
     func router() -> Router<ClientRequestContext> {
         let router = Router(context: ClientRequestContext.self)
@@ -56,6 +56,7 @@ struct ClientAPI: Sendable {
         addUserRoutes(to: router)
         addUpdateRoutes(to: router)
         addFeatureRoutes(to: router)
+        addReplicaRoutes(to: router)
         return router
     }
 

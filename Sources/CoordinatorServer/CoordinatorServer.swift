@@ -37,11 +37,20 @@ public struct CoordinatorServer: Sendable {
             core.dnsNames = configuration.dnsNames
             core.strictManifest = configuration.strictManifest
             core.sharedStore = configuration.postgresURL != nil
+            var dataKeySource: Coordinator.DataKeySource?
+            if core.sharedStore {
+                let identity = try await ownIdentity(environment)
+                core.replicaIdentity = identity
+                let client = ReplicaKeyClient(
+                    peers: configuration.peers, identity: identity, quoteIssuer: environment.quoteIssuer,
+                    verifier: environment.verifier, collateralProvider: environment.collateral, logger: logger)
+                dataKeySource = { try await client.fetch() }
+            }
             // Recovery mode ends either in a recovered state, which then opens normally, or in shutdown.
             while true {
                 let opening = try await Coordinator.open(
                     configuration: core, verifier: environment.verifier, collateralProvider: environment.collateral,
-                    store: store, sealer: environment.sealer)
+                    store: store, sealer: environment.sealer, dataKeySource: dataKeySource)
                 switch opening {
                 case .ready(let coordinator):
                     try await serve(coordinator, quoteIssuer: environment.quoteIssuer, registry: registry)
@@ -194,6 +203,15 @@ public struct CoordinatorServer: Sendable {
         var collateral: any CollateralProvider
         var sealer: any Sealer
         var quoteIssuer: any QuoteIssuer
+    }
+
+    /// This Coordinator's identity as its own verified quote shows it: what a replica must be
+    /// to be handed the data key.
+    private func ownIdentity(_ environment: EnclaveEnvironment) async throws -> PackagePolicy {
+        let quote = try Quote(parsing: try environment.quoteIssuer.issueQuote(reportData: []))
+        let collateral = try await environment.collateral.collateral(for: quote)
+        let verified = try environment.verifier.verify(quote, collateral: collateral, at: Date())
+        return PackagePolicy(debug: verified.debug, uniqueID: verified.uniqueID)
     }
 
     /// In simulation: the simulated platform (created if absent) verifies marbles and issues

@@ -47,6 +47,9 @@ public struct ServerConfiguration: Sendable {
     /// A PostgreSQL URL (`postgres://…`) shared by Coordinator replicas; nil keeps the embedded
     /// SQLite store in the seal directory. The database only ever holds ciphertext and versions.
     public var postgresURL: String?
+    /// Running replicas' client APIs (HOST:PORT) to obtain the data key from when this
+    /// replica's sealer cannot unseal it.
+    public var peers: [String] = []
     /// The simulated SGX platform directory; nil means a real enclave.
     public var simulationDirectory: URL?
     /// A manifest set at start-up when none is set yet.

@@ -40,6 +40,12 @@ struct CoordinatorCommand: AsyncParsableCommand {
     )
     var storeURL: String?
 
+    @Option(
+        help:
+            "A running replica's client API (HOST:PORT) to obtain the data key from, by mutual attestation; repeatable (EDG_COORDINATOR_PEERS, comma-separated)."
+    )
+    var peer: [String] = []
+
     @Option(help: "Prometheus /metrics address; off if unset (EDG_COORDINATOR_PROMETHEUS_ADDR).")
     var prometheusAddr: String?
     @Option(help: "Manifest file set at start when none is set (EDG_STARTUP_MANIFEST).")
@@ -98,6 +104,11 @@ struct CoordinatorCommand: AsyncParsableCommand {
                     "the postgres store needs --store-url or EDG_STORE_URL (postgres://USER@HOST:PORT/DATABASE)")
             }
             configuration.postgresURL = url
+            configuration.peers =
+                peer.isEmpty
+                ? (environment["EDG_COORDINATOR_PEERS"] ?? "").split(separator: ",").map {
+                    $0.trimmingCharacters(in: .whitespaces)
+                }.filter { !$0.isEmpty } : peer
         case let other:
             throw ValidationError("store backend \(other.prefix(20)): use sqlite or postgres")
         }

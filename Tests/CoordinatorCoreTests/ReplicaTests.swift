@@ -121,4 +121,72 @@ import Testing
             try await pair.a.secrets(["userKey"], for: readerOnA)["userKey"]?.privateKey
                 == Array(repeating: 0xab, count: 16))
     }
+
+    /// Key distribution: only a replica whose quote verifies, binds the TLS certificate it
+    /// presents, and shows the Coordinator's own identity gets the data key.
+    @Test func theDataKeyGoesOnlyToAnAttestedReplicaOfTheSameCode() async throws {
+        let platform = try SimulatedPlatform.generate()
+        let own = SimulatedEnclave(
+            uniqueID: Array(repeating: 0xc0, count: 32), signerID: platform.defaultSigner.signerID)
+        var configuration = Coordinator.Configuration()
+        configuration.sharedStore = true
+        configuration.replicaIdentity = PackagePolicy(uniqueID: own.uniqueID)
+        let store = MemoryStore()
+        let coordinator = try await Coordinator.start(
+            configuration: configuration, verifier: platform.verifier,
+            collateralProvider: StaticCollateralProvider(platform.collateral), store: store, sealer: EphemeralSealer())
+        let replica = try TestMarble()
+
+        let key = try await coordinator.handOverDataKey(
+            quote: replica.quote(platform, enclave: own), peerCertificate: replica.certificate)
+        #expect(key.count == 32)
+
+        // The key opens the state: a replica with another sealer joins with it and keeps its own copy.
+        let joined = try await Coordinator.start(
+            configuration: configuration, verifier: platform.verifier,
+            collateralProvider: StaticCollateralProvider(platform.collateral), store: store, sealer: EphemeralSealer(),
+            dataKeySource: { key })
+        #expect(await joined.pki.root == coordinator.pki.root)
+        #expect(try await store.keys(withPrefix: "sealed-data-key/").count == 1)
+        // A wrong key is refused before anything is written.
+        await #expect {
+            _ = try await Coordinator.start(
+                configuration: configuration, verifier: platform.verifier,
+                collateralProvider: StaticCollateralProvider(platform.collateral), store: store,
+                sealer: EphemeralSealer(), dataKeySource: { Array(repeating: 7, count: 32) })
+        } throws: { ($0 as? CoordinatorError)?.code == .sealedState }
+        #expect(try await store.keys(withPrefix: "sealed-data-key/").count == 1)
+
+        // Other code, a quote bound to another certificate, garbage: refused.
+        let other = SimulatedEnclave(uniqueID: Array(repeating: 0xee, count: 32), signerID: own.signerID)
+        let refusals: [([UInt8], [UInt8], CoordinatorError.Code)] = [
+            (try replica.quote(platform, enclave: other), replica.certificate, .attestation),
+            (try replica.quote(platform, enclave: own), try TestMarble().certificate, .keyBinding),
+            (Array(repeating: 3, count: 700), replica.certificate, .attestation),
+            ([], replica.certificate, .attestation),
+        ]
+        for (quote, certificate, code) in refusals {
+            await #expect {
+                _ = try await coordinator.handOverDataKey(quote: quote, peerCertificate: certificate)
+            } throws: { ($0 as? CoordinatorError)?.code == code }
+        }
+        // A quote from another platform (another Intel root): refused.
+        let foreign = try SimulatedPlatform.generate()
+        await #expect {
+            _ = try await coordinator.handOverDataKey(
+                quote: replica.quote(foreign, enclave: own), peerCertificate: replica.certificate)
+        } throws: { ($0 as? CoordinatorError)?.code == .attestation }
+
+        // Without an identity to compare with, nothing is handed over at all.
+        var closed = configuration
+        closed.replicaIdentity = nil
+        let single = try await Coordinator.start(
+            configuration: closed, verifier: platform.verifier,
+            collateralProvider: StaticCollateralProvider(platform.collateral), store: MemoryStore(),
+            sealer: EphemeralSealer())
+        await #expect {
+            _ = try await single.handOverDataKey(
+                quote: replica.quote(platform, enclave: own), peerCertificate: replica.certificate)
+        } throws: { ($0 as? CoordinatorError)?.code == .forbidden }
+    }
 }

@@ -1,4 +1,5 @@
 import Attestation
+import Crypto
 import Foundation
 import ManifestTesting
 import MarbleKit
@@ -8,8 +9,9 @@ import Testing
 /// served by the others, a killed replica leaves the others serving and catches up when it
 /// returns, and a database outage is reported and survived without a restart.
 @Suite(.serialized) struct ReplicaBinaryTests {
-    static func replicaArguments(_ url: String) -> [String] {
+    static func replicaArguments(_ url: String, peers: [CoordinatorProcess] = []) -> [String] {
         ["--store-backend", "postgres", "--store-url", url, "--log-level", "notice"]
+            + peers.flatMap { ["--peer", "localhost:\($0.clientPort)"] }
     }
 
     /// Activates a new marble through `replica`; nil when the Coordinator refused it.
@@ -46,17 +48,39 @@ import Testing
     static func replicas(on database: PostgresServer) async throws {
         let url = try await database.createDatabase("replicas")
         let a = try CoordinatorProcess()
-        let b = try CoordinatorProcess(sharingPlatformAndSealingKeyWith: a)
-        let c = try CoordinatorProcess(sharingPlatformAndSealingKeyWith: a)
-        // The first creates the state (and the platform and sealing key the others share here).
+        // Each replica seals with its own key (its own seal directory); they share the simulated
+        // platform, as real replicas share Intel's root of trust.
+        let b = try CoordinatorProcess(sharingPlatformWith: a)
+        let c = try CoordinatorProcess(sharingPlatformWith: a)
         try await a.start(extraArguments: Self.replicaArguments(url))
-        try await b.start(extraArguments: Self.replicaArguments(url))
-        try await c.start(extraArguments: Self.replicaArguments(url))
+        // b cannot unseal a's key: it obtains it from a by mutual attestation, then keeps its own copy.
+        try await b.start(extraArguments: Self.replicaArguments(url, peers: [a]))
+        #expect(b.log().contains("obtained the data key from an attested replica"))
+        #expect(a.log().contains("handed the data key to an attested replica"))
+        try await c.start(extraArguments: Self.replicaArguments(url, peers: [b]))
+
+        let platform = try SimulatedPlatform.load(from: a.simulationDirectory)
+        // Asking for the key without a certificate, or with a quote that is not this code's, gets nothing.
+        let stranger = try TestUser(name: "stranger")
+        let identity = (
+            cert: try CoordinatorBinaryTests.write(stranger.certificatePEM, "stranger.crt", in: a.directory),
+            key: try CoordinatorBinaryTests.write(stranger.keyPEM, "stranger.key", in: a.directory)
+        )
+        let strangerQuote = try platform.quote(
+            reportData: Array(SHA256.hash(data: stranger.certificateDER)),
+            enclave: ActivationManifest.enclave(on: platform))
+        let body =
+            #"{"quote":"\#(Data(strangerQuote).base64EncodedString())","nonce":"\#(Data(repeating: 1, count: 32).base64EncodedString())"}"#
+        let anonymous = try await a.request("POST", "/api/v2/replica/key", body: body)
+        #expect(
+            anonymous.status == 401 && (anonymous.json["data"] as? [String: Any])?["key"] == nil, "\(anonymous.json)")
+        let impostor = try await a.request("POST", "/api/v2/replica/key", body: body, identity: identity)
+        #expect(impostor.status == 403 && (impostor.json["data"] as? [String: Any])?["key"] == nil, "\(impostor.json)")
+        #expect((impostor.json["message"] as? String)?.contains("not this Coordinator's code") == true)
 
         let rootA = try await RecoveryAPITests.root(a)
         #expect(try await RecoveryAPITests.root(b) == rootA)
         #expect(try await RecoveryAPITests.root(c) == rootA)
-        let platform = try SimulatedPlatform.load(from: a.simulationDirectory)
         let manifest = ActivationManifest.bytes(
             signerID: ActivationManifest.enclave(on: platform).signerID, maxActivations: 5)
         let set = try await a.request(
@@ -89,12 +113,20 @@ import Testing
         try await database.start()
         #expect(try await Self.serves(b), "replica b serves again after the database returned")
 
-        // The killed replica restarts and serves the current state: five activations counted, more refused.
+        // The killed replica restarts from its own sealed copy and serves the current state:
+        // five activations counted, more refused.
         try await a.start(extraArguments: Self.replicaArguments(url))
         let afterRestart = try await Self.activate(through: a, root: root, directory: a.directory)
         #expect(!afterRestart)
         let log = try await a.request("GET", "/api/v2/update")
         #expect(((log.json["data"] as? [String: Any])?["updateLog"] as? [Any])?.count == 1)
+        // c restarts without a peer: its own sealed copy opens the state.
+        #expect(await c.stop() == 0)
+        try await c.start(extraArguments: Self.replicaArguments(url))
+        // A new replica with neither a copy nor a peer stops with what to do.
+        let d = try CoordinatorProcess(sharingPlatformWith: a)
+        await #expect(throws: (any Error).self) { try await d.start(extraArguments: Self.replicaArguments(url)) }
+        #expect(d.log().contains("--peer HOST:PORT"), "\(d.log().suffix(1500))")
         for replica in [a, b, c] { #expect(await replica.stop() == 0, "\(replica.log().suffix(2000))") }
     }
 }

@@ -97,7 +97,10 @@ public actor RecoveryCoordinator {
         }
         do {
             var writes: [StoreWrite] = []
-            for key in try await store.keys(withPrefix: "k/") + [SealedStore.sealedDataKeyName, RecoveryData.storeKey] {
+            for key in try await store.keys(withPrefix: "k/")
+                + store.keys(withPrefix: Coordinator.replicaKeyPrefix)
+                + [SealedStore.sealedDataKeyName, RecoveryData.storeKey]
+            {
                 if let value = try await store.read(key) {
                     writes.append(StoreWrite(key: key, value: nil, expectedVersion: value.version))
                 }

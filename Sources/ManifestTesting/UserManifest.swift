@@ -39,7 +39,7 @@ public enum UserManifest {
     public static func bytes(
         signerID: [UInt8], admin: TestUser, reader: TestUser, writer: TestUser, updaters: [TestUser] = [],
         updateThreshold: Int = 0, greeting: String = "hello", recoveryKeys: [TestRecoveryKey] = [],
-        recoveryThreshold: Int = 0, featureGates: [String] = []
+        recoveryThreshold: Int = 0, featureGates: [String] = [], maxActivations: Int = 0
     ) -> [UInt8] {
         func pem(_ user: TestUser) -> String {
             user.certificatePEM.replacingOccurrences(of: "\n", with: "\\n")
@@ -57,7 +57,7 @@ public enum UserManifest {
               "Packages": {"backend": {"SignerID": "\(signer)", "ProductID": 1, "SecurityVersion": 2}},
               "Marbles": {
                 "backend": {
-                  "Package": "backend",
+                  "Package": "backend", "MaxActivations": \(maxActivations),
                   "Parameters": {
                     "Files": {"/etc/user-key": "{{ hex .Secrets.userKey }}", "/etc/user-cert.pem": "{{ pem .Secrets.userCert.Cert }}"},
                     "Env": {"SHARED_KEY": "{{ hex .Secrets.sharedKey }}", "OWN_KEY": "{{ hex .Secrets.ownKey }}", "GREETING": "\(greeting)", "PREVIOUS_KEY": "{{ hex .Previous.Secrets.userKey }}"}

@@ -118,7 +118,10 @@ public enum Marble {
                     config.trustRoots = .certificates([.bytes(Array(root.utf8), format: .pem)])
                 })
             return try await withGRPCClient(transport: transport) { client in
-                try await Rpc_Marble.Client(wrapping: client).activate(request)
+                // A Coordinator that accepted the connection but never answers must not hang the marble.
+                var options = CallOptions.defaults
+                options.timeout = .seconds(30)
+                return try await Rpc_Marble.Client(wrapping: client).activate(request, options: options)
             }
         } catch let error as RPCError {
             if let tls = tlsFailure(error) {

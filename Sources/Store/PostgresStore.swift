@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOSSL
 import PostgresNIO
+import Synchronization
 
 /// The shared store for Coordinator replicas: one PostgreSQL table of keys, ciphertext and
 /// versions. Every commit is one transaction whose writes are conditional on the versions the
@@ -215,22 +216,27 @@ public final class PostgresStore: StateStore {
     private func run<T: Sendable>(
         _ what: String, _ body: @escaping @Sendable (PostgresClient, Logger) async throws -> T
     ) async throws(StoreError) -> T {
-        let (client, logger, timeout) = (self.client, self.logger, self.timeout)
+        let (client, logger, timeout, location) = (self.client, self.logger, self.timeout, self.location)
         do {
-            return try await withThrowingTaskGroup(of: T?.self) { group in
-                group.addTask { try await body(client, logger) }
-                group.addTask {
-                    try await Task.sleep(for: timeout)
-                    return nil
+            // Not a task group: a group waits for the body, and the pool may not give up a
+            // connection attempt when cancelled. The body is cancelled and left to end by itself.
+            return try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+                let outcome = OneShot(continuation)
+                let work = Task {
+                    do {
+                        outcome.resume(with: .success(try await body(client, logger)))
+                    } catch {
+                        outcome.resume(with: .failure(error))
+                    }
                 }
-                defer { group.cancelAll() }
-                guard case let value?? = try await group.next() else {
-                    throw StoreError(
+                Task {
+                    try? await Task.sleep(for: timeout)
+                    let timedOut = StoreError(
                         .unavailable,
                         "the database \(location) did not answer within \(timeout) to \(what); a commit's outcome is unknown until it is read back"
                     )
+                    if outcome.resume(with: .failure(timedOut)) { work.cancel() }
                 }
-                return value
             }
         } catch let error as StoreError {
             throw error
@@ -239,6 +245,22 @@ public final class PostgresStore: StateStore {
             throw StoreError(.unavailable, "the database \(location) failed to \(what): \(Self.reason(error))")
         } catch {
             throw StoreError(.unavailable, "the database \(location) failed to \(what): \(Self.reason(error))")
+        }
+    }
+
+    /// Resumes a continuation once: the first of the work and the timeout wins.
+    private final class OneShot<T: Sendable>: Sendable {
+        private let continuation: Mutex<CheckedContinuation<T, any Error>?>
+
+        init(_ continuation: CheckedContinuation<T, any Error>) {
+            self.continuation = Mutex(continuation)
+        }
+
+        @discardableResult
+        func resume(with result: Result<T, any Error>) -> Bool {
+            guard let continuation = continuation.withLock({ $0.take() }) else { return false }
+            continuation.resume(with: result)
+            return true
         }
     }
 

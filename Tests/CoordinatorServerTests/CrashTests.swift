@@ -85,6 +85,7 @@ import X509
         let activations = Mutex<[UUID]>([])
         let writes = Mutex<[UInt32]>([])
         let attemptedWrites = Mutex<[UInt32]>([])
+        let attemptedActivations = Mutex(0)
     }
 
     static func activate(_ coordinator: CoordinatorProcess, uuid: UUID, root: String) async -> Bool {

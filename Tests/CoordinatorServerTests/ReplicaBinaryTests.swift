@@ -3,6 +3,7 @@ import Crypto
 import Foundation
 import ManifestTesting
 import MarbleKit
+import Synchronization
 import Testing
 
 /// Coordinator replicas as processes on one real PostgreSQL server: a change through one is
@@ -128,5 +129,82 @@ import Testing
         await #expect(throws: (any Error).self) { try await d.start(extraArguments: Self.replicaArguments(url)) }
         #expect(d.log().contains("--peer HOST:PORT"), "\(d.log().suffix(1500))")
         for replica in [a, b, c] { #expect(await replica.stop() == 0, "\(replica.log().suffix(2000))") }
+    }
+
+    @Test func threeReplicasUnderLoadLoseNoAcknowledgedActivationWhenOneIsKilled() async throws {
+        try await PostgresServer.with { database in
+            let url = try await database.createDatabase("load")
+            let a = try CoordinatorProcess()
+            let b = try CoordinatorProcess(sharingPlatformWith: a)
+            let c = try CoordinatorProcess(sharingPlatformWith: a)
+            try await a.start(extraArguments: Self.replicaArguments(url))
+            try await b.start(extraArguments: Self.replicaArguments(url, peers: [a]))
+            try await c.start(extraArguments: Self.replicaArguments(url, peers: [a, b]))
+            let platform = try SimulatedPlatform.load(from: a.simulationDirectory)
+            let limit = 400
+            let manifest = ActivationManifest.bytes(
+                signerID: ActivationManifest.enclave(on: platform).signerID, maxActivations: limit)
+            let set = try await b.request(
+                "POST", "/api/v2/manifest", body: #"{"manifest":"\#(Data(manifest).base64EncodedString())"}"#)
+            try #require(set.status == 200, "\(set.json)")
+            let root = try await RecoveryAPITests.root(a).serializeAsPEM().pemString
+
+            // Four marbles at a time, spread over the three replicas, for about five seconds;
+            // replica a is killed after one second and restarted after two, then the database
+            // restarts under the load.
+            let acknowledged = CrashTests.Acknowledged()
+            let replicas = [a, b, c]
+            let deadline = ContinuousClock.now + .seconds(5)
+            let load = Task {
+                await withTaskGroup(of: Void.self) { group in
+                    for worker in 0..<4 {
+                        group.addTask {
+                            var index = worker
+                            while ContinuousClock.now < deadline {
+                                let replica = replicas[index % 3]
+                                index += 1
+                                let uuid = UUID()
+                                acknowledged.attemptedActivations.withLock { $0 += 1 }
+                                if await CrashTests.activate(replica, uuid: uuid, root: root) {
+                                    acknowledged.activations.withLock { $0.append(uuid) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            try await Task.sleep(for: .seconds(1))
+            await a.kill()
+            try await Task.sleep(for: .seconds(1))
+            try await a.start(extraArguments: Self.replicaArguments(url))
+            await database.stop()
+            let down = try await c.request("GET", "/api/v2/status")
+            #expect(down.status == 503, "\(down.json)")
+            #expect((down.json["message"] as? String)?.contains("state store") == true, "\(down.json)")
+            try await Task.sleep(for: .milliseconds(500))
+            try await database.start()
+            await load.value
+            for replica in replicas {
+                #expect(try await Self.serves(replica), "every replica serves again without a restart")
+            }
+
+            let activations = acknowledged.activations.withLock { $0 }
+            let attempted = acknowledged.attemptedActivations.withLock { $0 }
+            try #require(attempted < limit, "the load must stay below the limit to count it")
+            #expect(activations.count > 20, "the load did something: \(activations.count) of \(attempted)")
+            // The stored count covers every acknowledged activation: fill the remaining capacity through b.
+            var fresh = 0
+            while fresh <= limit, await CrashTests.activate(b, uuid: UUID(), root: root) { fresh += 1 }
+            #expect(limit - fresh >= activations.count, "\(limit - fresh) counted, \(activations.count) acknowledged")
+            #expect(limit - fresh <= attempted)
+            // At the limit, every acknowledged marble is still known, through any replica (the
+            // restarted one included); an unknown one is refused.
+            for (index, uuid) in activations.enumerated() {
+                let again = await CrashTests.activate(replicas[index % 3], uuid: uuid, root: root)
+                #expect(again, "acknowledged marble \(uuid) is unknown to replica \(index % 3)")
+            }
+            #expect(await !CrashTests.activate(a, uuid: UUID(), root: root))
+            for replica in replicas { #expect(await replica.stop() == 0) }
+        }
     }
 }

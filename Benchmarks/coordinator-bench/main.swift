@@ -22,6 +22,10 @@ import X509
 let arguments = CommandLine.arguments.dropFirst()
 let products = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
 
+if arguments.first == "stores" {
+    try await StoreBench.run(seconds: arguments.dropFirst().first.flatMap(Double.init) ?? 10)
+    exit(0)
+}
 if arguments.first == "handshake-server" {
     try await HandshakeServer.run(port: Int(arguments.dropFirst().first ?? "") ?? 0)
     exit(0)

@@ -161,7 +161,9 @@ public struct CoordinatorServer: Sendable {
     }
 
     private func setStartupManifest(_ coordinator: Coordinator) async throws {
-        guard let url = configuration.startupManifest, await coordinator.state == .acceptingManifest else { return }
+        guard let url = configuration.startupManifest else { return }
+        try await coordinator.synchronize()
+        guard await coordinator.state == .acceptingManifest else { return }
         let bytes: [UInt8]
         do {
             bytes = Array(try Data(contentsOf: url))
@@ -169,7 +171,15 @@ public struct CoordinatorServer: Sendable {
             throw ServerConfigurationError(
                 "cannot read the start-up manifest \(url.path): \(error.localizedDescription)")
         }
-        let result = try await coordinator.setManifest(bytes)
+        let result: Coordinator.ManifestResult
+        do {
+            result = try await coordinator.setManifest(bytes)
+        } catch {
+            // Replicas started together: another one set it first.
+            guard [.conflict, .wrongState].contains(error.code), configuration.postgresURL != nil else { throw error }
+            logger.notice("another replica set the start-up manifest first")
+            return
+        }
         let fingerprint = await coordinator.manifest?.fingerprint ?? ""
         logger.notice("start-up manifest set", metadata: ["file": "\(url.path)", "fingerprint": "\(fingerprint)"])
         for warning in result.warnings {

@@ -109,8 +109,11 @@ public enum Marble {
         }
         let host = String(configuration.coordinatorAddress[..<separator])
         do {
+            // An IP literal is dialled as such: TLS then sends no SNI (an IP is not allowed there).
+            let target: any ResolvableTarget =
+                IPv4Address(host) != nil ? .ipv4(address: host, port: port) : .dns(host: host, port: port)
             let transport = try HTTP2ClientTransport.Posix(
-                target: .dns(host: host, port: port),
+                target: target,
                 transportSecurity: .mTLS(
                     certificateChain: [.bytes(identity.certificate, format: .der)],
                     privateKey: .bytes(Array(identity.key.derRepresentation), format: .der)

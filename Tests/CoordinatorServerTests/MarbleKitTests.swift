@@ -50,6 +50,12 @@ import X509
         } throws: { ($0 as? MarbleError)?.code == .refused }
         #expect(!FileManager.default.fileExists(atPath: fresh.uuidFile.path), "a refused marble stores no UUID")
 
+        // The Coordinator dialled by IP address (its root names 127.0.0.1): the same marble again.
+        var byAddress = configuration
+        byAddress.coordinatorAddress = "127.0.0.1:\(coordinator.meshPort)"
+        let viaIP = try await Marble.activate(byAddress, quoteIssuer: issuer)
+        #expect(viaIP.uuid == first.uuid)
+
         // The issued certificate gives ready TLS configurations: trust is the cluster's marble root.
         let tls = try first.tls()
         #expect(tls.certificateChain.count == 2 && tls.trustRoots.count == 1)

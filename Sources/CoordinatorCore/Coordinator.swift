@@ -76,6 +76,11 @@ public actor Coordinator {
     var trail: AuditTrail
     /// Where a replica gets the data key when its sealer cannot open any sealed copy.
     let dataKeySource: DataKeySource?
+    /// Replicas count activations of unlimited marble types in one of this many records, each
+    /// in its own (a random pick, picked again after a conflict), so that their commits soon stop
+    /// racing for the same record.
+    static let countShards = 8
+    var countShard = Int.random(in: 0..<Coordinator.countShards)
     private var prepared: [SHA256Digest: PreparedCollateral] = [:]
     /// Rebuilt whenever the PKI or the shared secrets change (set to nil there).
     var cachedIssuer: ParameterIssuer?
@@ -365,13 +370,29 @@ public actor Coordinator {
     /// Activations so far of a marble type.
     public func activationCount(_ marbleType: String) async throws(CoordinatorError) -> UInt64 {
         try await synchronize()
-        return try await readCount(marbleType).count
+        return try await readCount(record: "count/\(marbleType)").count + shardTotal(marbleType)
     }
 
-    private func readCount(_ marbleType: String) async throws(CoordinatorError) -> (count: UInt64, version: Int64?) {
-        guard let record = try await sealed.read("count/\(marbleType)") else { return (0, nil) }
+    /// The record an activation of `marbleType` is counted in: the type's one record, or with
+    /// replicas and no limit shard `shard` of it.
+    private func countRecord(_ marbleType: String, limit: UInt64, shard: Int) -> String {
+        configuration.sharedStore && limit == 0 ? "count-shard/\(shard)/\(marbleType)" : "count/\(marbleType)"
+    }
+
+    /// Activations counted in shards (replicas, unlimited types); 0 without replicas.
+    private func shardTotal(_ marbleType: String) async throws(CoordinatorError) -> UInt64 {
+        guard configuration.sharedStore else { return 0 }
+        var total: UInt64 = 0
+        for shard in 0..<Self.countShards {
+            total += try await readCount(record: "count-shard/\(shard)/\(marbleType)").count
+        }
+        return total
+    }
+
+    private func readCount(record name: String) async throws(CoordinatorError) -> (count: UInt64, version: Int64?) {
+        guard let record = try await sealed.read(name) else { return (0, nil) }
         guard record.bytes.count == 8 else {
-            throw CoordinatorError(.sealedState, "the activation count of \(marbleType) is malformed")
+            throw CoordinatorError(.sealedState, "the activation count \(name) is malformed")
         }
         return (record.bytes.reduce(0) { $0 << 8 | UInt64($1) }, record.version)
     }
@@ -460,7 +481,8 @@ public actor Coordinator {
         let isReactivation = knownType != nil
         // A fast refusal before issuing anything; the count's commit checks the limit again.
         if !isReactivation, marble.maxActivations > 0,
-            try await readCount(request.marbleType).count >= marble.maxActivations
+            try await readCount(record: "count/\(request.marbleType)").count + shardTotal(request.marbleType)
+                >= marble.maxActivations
         {
             throw CoordinatorError(
                 .activationLimit,
@@ -522,7 +544,10 @@ public actor Coordinator {
             let attemptKey = sealed.dataKeyBytes
             do throws(CoordinatorError) {
                 var results: [Result<Void, CoordinatorError>] = []
-                var counts: [String: (count: UInt64, version: Int64?, start: UInt64)] = [:]
+                // Per count record: its stored value and version, what this batch adds, and (for a
+                // limit) what shards hold besides it.
+                var counts: [String: (stored: UInt64, version: Int64?, added: UInt64, others: UInt64)] = [:]
+                let shard = countShard
                 var writes: [StoreWrite] = []
                 var counted: Set<String> = []
                 for pending in batch {
@@ -535,12 +560,14 @@ public actor Coordinator {
                         results.append(.success(()))  // a concurrent activation of this UUID counted it
                         continue
                     }
-                    if counts[pending.marbleType] == nil {
-                        let (count, version) = try await readCount(pending.marbleType)
-                        counts[pending.marbleType] = (count, version, count)
+                    let record = countRecord(pending.marbleType, limit: pending.limit, shard: shard)
+                    if counts[record] == nil {
+                        let (stored, version) = try await readCount(record: record)
+                        let others = pending.limit > 0 ? try await shardTotal(pending.marbleType) : 0
+                        counts[record] = (stored, version, 0, others)
                     }
-                    let count = counts[pending.marbleType]!.count
-                    if pending.limit > 0, count >= pending.limit {
+                    let entry = counts[record]!
+                    if pending.limit > 0, entry.others + entry.stored + entry.added >= pending.limit {
                         results.append(
                             .failure(
                                 CoordinatorError(
@@ -549,15 +576,15 @@ public actor Coordinator {
                                 )))
                         continue
                     }
-                    counts[pending.marbleType]!.count = count + 1
+                    counts[record]!.added += 1
                     counted.insert(pending.uuidRecord)
                     writes.append(
                         try sealed.write(pending.uuidRecord, Array(pending.marbleType.utf8), expectedVersion: nil))
                     results.append(.success(()))
                 }
-                for (marbleType, entry) in counts where entry.count != entry.start {
-                    let bytes = withUnsafeBytes(of: entry.count.bigEndian) { Array($0) }
-                    writes.append(try sealed.write("count/\(marbleType)", bytes, expectedVersion: entry.version))
+                for (record, entry) in counts where entry.added > 0 {
+                    let bytes = withUnsafeBytes(of: (entry.stored + entry.added).bigEndian) { Array($0) }
+                    writes.append(try sealed.write(record, bytes, expectedVersion: entry.version))
                 }
                 if !writes.isEmpty {
                     try await sealed.commit(writes)
@@ -571,6 +598,7 @@ public actor Coordinator {
                 return results
             } catch  where error.code == .conflict {
                 lastError = error
+                countShard = Int.random(in: 0..<Self.countShards)
                 continue
             } catch {
                 return batch.map { _ in .failure(error) }

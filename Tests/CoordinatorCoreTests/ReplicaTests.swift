@@ -70,6 +70,20 @@ import Testing
         #expect(try await pair.b.activationCount("backend") == 3)
     }
 
+    @Test func unlimitedActivationsThroughBothReplicasAreAllCounted() async throws {
+        let pair = try await Pair.make()
+        _ = try await pair.a.setManifest(ActivationManifest.bytes(signerID: pair.enclave.signerID, maxActivations: 0))
+        let accepted = await withTaskGroup(of: Bool.self) { group in
+            for index in 0..<24 {
+                group.addTask { (try? await pair.activate(on: index % 2 == 0 ? pair.a : pair.b)) != nil }
+            }
+            return await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+        #expect(accepted == 24)
+        #expect(try await pair.a.activationCount("backend") == 24)
+        #expect(try await pair.b.activationCount("backend") == 24)
+    }
+
     @Test func secretsAndUpdatesThroughOneAreWhatTheOtherServes() async throws {
         let pair = try await Pair.make()
         let (admin, reader, writer) = (

@@ -84,6 +84,36 @@ import Testing
         #expect(try await pair.b.activationCount("backend") == 24)
     }
 
+    @Test func aLimitSetByAnUpdateCountsTheActivationsMadeWhileUnlimited() async throws {
+        let pair = try await Pair.make()
+        let (admin, reader, writer) = (
+            try TestUser(name: "admin"), try TestUser(name: "reader"), try TestUser(name: "writer")
+        )
+        func manifest(_ limit: Int) -> [UInt8] {
+            UserManifest.bytes(
+                signerID: pair.enclave.signerID, admin: admin, reader: reader, writer: writer, maxActivations: limit)
+        }
+        _ = try await pair.a.setManifest(manifest(0))
+        try await pair.a.setSecrets(
+            [
+                "userKey": UserSecret(key: Array(repeating: 1, count: 16)),
+                "userCert": try UserFixture.certificateSecret(),
+            ],
+            by: try await pair.a.authenticate(admin.certificateDER))
+        for index in 0..<5 { _ = try await pair.activate(on: index % 2 == 0 ? pair.a : pair.b) }
+        #expect(try await pair.b.activationCount("backend") == 5)
+
+        let update = try await pair.b.update(manifest(6), by: try await pair.b.authenticate(admin.certificateDER))
+        #expect(update.missingAcknowledgments == 0)
+        _ = try await pair.activate(on: pair.a)
+        await #expect {
+            _ = try await pair.activate(on: pair.b)
+        } throws: { ($0 as? CoordinatorError)?.code == .activationLimit }
+        await #expect {
+            _ = try await pair.activate(on: pair.a)
+        } throws: { ($0 as? CoordinatorError)?.code == .activationLimit }
+    }
+
     @Test func secretsAndUpdatesThroughOneAreWhatTheOtherServes() async throws {
         let pair = try await Pair.make()
         let (admin, reader, writer) = (

@@ -479,10 +479,10 @@ public actor Coordinator {
                 .invalidRequest, "UUID \(uuid) was activated as another marble type; a UUID belongs to one marble")
         }
         let isReactivation = knownType != nil
-        // A fast refusal before issuing anything; the count's commit checks the limit again.
+        // A fast refusal before issuing anything (one read: shards, which only hold activations
+        // from before a limit was set, are added by the count's commit, which checks again).
         if !isReactivation, marble.maxActivations > 0,
-            try await readCount(record: "count/\(request.marbleType)").count + shardTotal(request.marbleType)
-                >= marble.maxActivations
+            try await readCount(record: "count/\(request.marbleType)").count >= marble.maxActivations
         {
             throw CoordinatorError(
                 .activationLimit,

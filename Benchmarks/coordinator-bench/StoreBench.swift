@@ -70,13 +70,11 @@ enum StoreBench {
             guard count == latencies.count else {
                 throw BenchError("\(latencies.count) activations answered but \(count) counted")
             }
-            func ms(_ duration: Duration) -> Double {
-                Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
-            }
             print(
                 String(
                     format: "| %@ | %.0f /s | %.1f ms | %.1f ms | %d |", name, Double(latencies.count) / seconds,
-                    ms(latencies[latencies.count / 2]), ms(latencies[latencies.count * 99 / 100]), latencies.count))
+                    milliseconds(latencies[latencies.count / 2]), milliseconds(latencies[latencies.count * 99 / 100]),
+                    latencies.count))
         }
 
         print(

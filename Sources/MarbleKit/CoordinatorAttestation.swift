@@ -86,9 +86,7 @@ enum CoordinatorAttestation {
         tls.certificateVerification = .none
         let client = HTTPClient(
             eventLoopGroupProvider: .singleton, configuration: HTTPClient.Configuration(tlsConfiguration: tls))
-        let encoded = Data(nonce).base64EncodedString().replacingOccurrences(of: "+", with: "-")
-            .replacingOccurrences(of: "/", with: "_")
-        let url = "https://\(clientAddress)/api/v2/quote?nonce=\(encoded)"
+        let url = "https://\(clientAddress)/api/v2/quote?nonce=\(CoordinatorQuote.nonceParameter(nonce))"
         let body: ByteBuffer
         do {
             let response = try await client.execute(HTTPClientRequest(url: url), timeout: .seconds(10))

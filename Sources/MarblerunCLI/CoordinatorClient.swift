@@ -107,7 +107,7 @@ struct ConnectionOptions: ParsableArguments {
             nonceBytes = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
         }
         let unverified = try CoordinatorClient(baseURL: baseURL, root: nil, identity: nil)
-        let data = try await unverified.call(.GET, "/api/v2/quote?nonce=\(Self.base64URL(nonceBytes))")
+        let data = try await unverified.call(.GET, "/api/v2/quote?nonce=\(CoordinatorQuote.nonceParameter(nonceBytes))")
         guard case .object(let members) = data,
             case .string(let chainText)? = members.first(where: { $0.key == "cert" })?.value,
             case .string(let quoteText)? = members.first(where: { $0.key == "quote" })?.value,
@@ -163,10 +163,6 @@ struct ConnectionOptions: ParsableArguments {
         try Data(try root.serializeAsPEM().pemString.utf8).write(to: url)
     }
 
-    static func base64URL(_ bytes: [UInt8]) -> String {
-        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(
-            of: "/", with: "_")
-    }
 }
 
 /// A user's client certificate and key (PEM files), MarbleRun's `-c/--cert` and `-k/--key`.

@@ -242,7 +242,11 @@ public final class PostgresStore: StateStore {
             throw error
         } catch let error as PostgresTransactionError {
             if let conflict = error.closureError as? StoreError { throw conflict }
-            throw StoreError(.unavailable, "the database \(location) failed to \(what): \(Self.reason(error))")
+            // A failed COMMIT may or may not have been applied; anything before it was rolled back.
+            let outcome =
+                error.commitError != nil ? "its outcome is unknown until it is read back" : "nothing was changed"
+            throw StoreError(
+                .unavailable, "the database \(location) failed to \(what): \(Self.reason(error)); \(outcome)")
         } catch {
             throw StoreError(.unavailable, "the database \(location) failed to \(what): \(Self.reason(error))")
         }

@@ -108,7 +108,9 @@ public actor SQLiteStore: StateStore {
             try await execute("COMMIT")
         } catch {
             try? await execute("ROLLBACK")
-            throw (error as? StoreError) ?? StoreError(.unavailable, "the commit to \(path) failed: \(error)")
+            if let error = error as? StoreError, error.code != .unavailable { throw error }
+            let reason = (error as? StoreError)?.message ?? "the commit to \(path) failed: \(error)"
+            throw StoreError(.unavailable, "\(reason); nothing was changed (rolled back)")
         }
     }
 

@@ -97,7 +97,10 @@ struct CoordinatorCommand: AsyncParsableCommand {
         }
         switch setting(storeBackend, "EDG_STORE_BACKEND") ?? "sqlite" {
         case "sqlite":
-            break
+            guard peer.isEmpty, environment["EDG_COORDINATOR_PEERS"]?.isEmpty ?? true else {
+                throw ValidationError(
+                    "--peer (EDG_COORDINATOR_PEERS) is for replicas: use it with --store-backend postgres")
+            }
         case "postgres", "postgresql":
             guard let url = setting(storeURL, "EDG_STORE_URL") else {
                 throw ValidationError(

@@ -156,7 +156,10 @@ import Testing
         #expect(secretWrites.count == 10, "every acknowledged write is in the log once")
         let final = try await pair.a.secrets(["userKey"], for: readerOnA)["userKey"]
         let last = try #require(logA.last.map { String(decoding: $0, as: UTF8.self) })
-        #expect(final != nil && last.contains("secrets-written"))
+        #expect(last.contains("secrets-written"))
+        let value = try #require(final?.privateKey)
+        #expect(
+            value.count == 16 && Set(value).count == 1 && value[0] < 10, "one of the written values, whole: \(value)")
 
         // A write through B is what A reads.
         try await pair.b.setSecrets(["userKey": UserSecret(key: Array(repeating: 0xab, count: 16))], by: writerOnB)

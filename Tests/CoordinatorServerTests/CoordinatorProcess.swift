@@ -33,9 +33,9 @@ final class CoordinatorProcess: @unchecked Sendable {
     var logFile: URL { directory.appendingPathComponent("coordinator.log") }
     var clientURL: String { "https://localhost:\(clientPort)" }
 
-    /// A Coordinator of its own, or a replica of `other` on the same simulated platform (with
-    /// its own sealing key, or `other`'s too), with its own ports and log.
-    init(sharingPlatformWith other: CoordinatorProcess? = nil, sharingSealingKey: Bool = false) throws {
+    /// A Coordinator of its own, or a replica of `other` on the same simulated platform, with its
+    /// own sealing key, ports and log.
+    init(sharingPlatformWith other: CoordinatorProcess? = nil) throws {
         let offset = Self.nextPortOffset.withLock { offset in
             defer { offset = (offset + 1) % 7_000 }
             return offset
@@ -44,10 +44,7 @@ final class CoordinatorProcess: @unchecked Sendable {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("coordinator-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         simulationDirectory = other?.simulationDirectory ?? directory.appendingPathComponent("simulation")
-        sealDirectory =
-            sharingSealingKey
-            ? other?.sealDirectory ?? directory.appendingPathComponent("seal")
-            : directory.appendingPathComponent("seal")
+        sealDirectory = directory.appendingPathComponent("seal")
     }
 
     /// Starts the binary and waits, with a deadline, until the client API answers.

@@ -78,6 +78,15 @@ import Testing
         let impostor = try await a.request("POST", "/api/v2/replica/key", body: body, identity: identity)
         #expect(impostor.status == 403 && (impostor.json["data"] as? [String: Any])?["key"] == nil, "\(impostor.json)")
         #expect((impostor.json["message"] as? String)?.contains("not this Coordinator's code") == true)
+        for (bad, reason) in [
+            ("{}", "quote"), ("not json", "not JSON"), (#"{"quote":"%%%","nonce":"AA=="}"#, "base64"),
+            (#"{"quote":"AA==","nonce":"AA=="}"#, "16 to 64 bytes"),
+            (#"{"quote":"AA==","nonce":"AA==","key":1}"#, "key"),
+        ] {
+            let refused = try await a.request("POST", "/api/v2/replica/key", body: bad, identity: identity)
+            #expect(refused.status == 400, "\(bad): \(refused.json)")
+            #expect((refused.json["message"] as? String)?.contains(reason) == true, "\(bad): \(refused.json)")
+        }
 
         let rootA = try await RecoveryAPITests.root(a)
         #expect(try await RecoveryAPITests.root(b) == rootA)
@@ -124,6 +133,10 @@ import Testing
         // c restarts without a peer: its own sealed copy opens the state.
         #expect(await c.stop() == 0)
         try await c.start(extraArguments: Self.replicaArguments(url))
+        // --peer belongs to replicas: with the embedded store it is refused at start.
+        let lone = try CoordinatorProcess()
+        await #expect(throws: (any Error).self) { try await lone.start(extraArguments: ["--peer", "localhost:1"]) }
+        #expect(lone.log().contains("--store-backend postgres"), "\(lone.log().suffix(800))")
         // A new replica with neither a copy nor a peer stops with what to do.
         let d = try CoordinatorProcess(sharingPlatformWith: a)
         await #expect(throws: (any Error).self) { try await d.start(extraArguments: Self.replicaArguments(url)) }

@@ -10,6 +10,12 @@ public struct CoordinatorQuote: Sendable {
     public let chain: [Certificate]
     public let quote: Quote
 
+    /// `nonce` as the `?nonce=` query value of `/api/v2/quote`: URL-safe base64.
+    public static func nonceParameter(_ nonce: [UInt8]) -> String {
+        Data(nonce).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(
+            of: "/", with: "_")
+    }
+
     /// Parses the `cert` (PEM chain) and `quote` (raw bytes) of the answer.
     public init(chainPEM: String, quote: [UInt8]) throws(AttestationError) {
         chain = try PEMChain.certificates(in: chainPEM)

@@ -122,7 +122,7 @@ struct SealedStore: Sendable {
             if error.code == .conflict {
                 throw CoordinatorError(.conflict, "the state changed concurrently: \(error.message)")
             }
-            throw CoordinatorError(.storeUnavailable, "the state store failed: \(error.message); nothing was changed")
+            throw CoordinatorError(.storeUnavailable, "the state store failed: \(error.message)")
         }
     }
 }

@@ -49,6 +49,8 @@ extension AttestationError.Code {
     public static let qeIdentitySignature = Self(rawValue: "qe-identity-signature")
     public static let qeIdentityExpired = Self(rawValue: "qe-identity-expired")
     public static let collateralMismatch = Self(rawValue: "collateral-mismatch")
+    /// TCB Info or QE Identity signed by a certificate other than Intel's TCB Signing certificate under the root.
+    public static let collateralSigner = Self(rawValue: "collateral-signer")
     // The quote's signatures and identities
     public static let qeReportSignature = Self(rawValue: "qe-report-signature")
     public static let qeBinding = Self(rawValue: "qe-binding")

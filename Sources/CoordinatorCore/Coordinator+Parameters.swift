@@ -40,10 +40,9 @@ struct ParameterIssuer: Sendable {
         // The Coordinator makes the marble's key, as MarbleRun does; the CSR only names SANs.
         // Not compact-representable: the key travels as DER, and that form costs retries.
         let marbleKey = P256.Signing.PrivateKey(compactRepresentable: false)
-        let requested = (try? csr.attributes.extensionRequest?.extensions.subjectAlternativeNames) ?? nil
         let certificate = try pki.issueMarbleCertificate(
             publicKey: .init(marbleKey.publicKey), uuid: uuid, marbleType: marbleType,
-            subjectAlternativeNames: requested ?? SubjectAlternativeNames(), now: now,
+            subjectAlternativeNames: try Coordinator.requestedNames(csr), now: now,
             validity: marbleCertificateValidity)
         let marbleCert = try SecretValue.certificate(
             certificate, type: "cert-ecdsa", privateKey: Array(marbleKey.derRepresentation))

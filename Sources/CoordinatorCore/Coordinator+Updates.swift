@@ -37,12 +37,13 @@ extension Coordinator {
     /// other manifest proposes a full update (the user needs UpdateManifest).
     public func update(_ bytes: [UInt8], by user: User) async throws(CoordinatorError) -> UpdateResult {
         try await synchronize()
+        let epoch = stateEpoch
         let current = try currentManifest()
         if let versions = try Self.packageUpdate(bytes) {
-            try await updatePackages(versions, current: current, by: user)
+            try await updatePackages(versions, current: current, by: user, epoch: epoch)
             return UpdateResult(missingAcknowledgments: 0, missingUsers: [])
         }
-        return try await proposeUpdate(bytes, current: current, by: user)
+        return try await proposeUpdate(bytes, current: current, by: user, epoch: epoch)
     }
 
     /// The pending full update; ``CoordinatorError/Code/notFound`` when there is none.
@@ -59,6 +60,7 @@ extension Coordinator {
     /// acknowledgement applies it.
     public func acknowledgeUpdate(_ bytes: [UInt8], by user: User) async throws(CoordinatorError) -> UpdateResult {
         try await synchronize()
+        let epoch = stateEpoch
         _ = try currentManifest()
         guard user.isGranted(.updateManifest) else {
             throw CoordinatorError(.forbidden, "user \(user.name) may not update the manifest")
@@ -79,12 +81,13 @@ extension Coordinator {
             throw CoordinatorError(.conflict, "user \(user.name) has already acknowledged this update")
         }
         pending.acknowledged.append(user.name)
-        return try await record(pending, AuditEvent.updateAcknowledged, by: user)
+        return try await record(pending, AuditEvent.updateAcknowledged, by: user, epoch: epoch)
     }
 
     /// Cancels the pending full update.
     public func cancelUpdate(by user: User) async throws(CoordinatorError) {
         try await synchronize()
+        let epoch = stateEpoch
         _ = try currentManifest()
         guard user.isGranted(.updateManifest) else {
             throw CoordinatorError(.forbidden, "user \(user.name) may not update the manifest")
@@ -95,7 +98,7 @@ extension Coordinator {
         var newCore = core
         newCore.pendingUpdate = nil
         try await commit(
-            newCore,
+            newCore, basedOn: epoch,
             events: [
                 Event(
                     AuditEvent.updateCancelled, user: user.name,
@@ -137,7 +140,7 @@ extension Coordinator {
         return versions
     }
 
-    private func updatePackages(_ versions: [String: UInt64], current: Manifest, by user: User)
+    private func updatePackages(_ versions: [String: UInt64], current: Manifest, by user: User, epoch: UInt64)
         async throws(CoordinatorError)
     {
         for (name, version) in versions.sorted(by: { $0.key < $1.key }) {
@@ -173,15 +176,15 @@ extension Coordinator {
                 AuditEvent.packageUpdated, user: user.name,
                 details: ["package": name, "securityVersion": String(version)])
         }
-        try await commit(newCore, events: events)
+        try await commit(newCore, basedOn: epoch, events: events)
         pki = newPKI
         sharedSecrets = shared
     }
 
     // MARK: Full updates
 
-    private func proposeUpdate(_ bytes: [UInt8], current: Manifest, by user: User) async throws(CoordinatorError)
-        -> UpdateResult
+    private func proposeUpdate(_ bytes: [UInt8], current: Manifest, by user: User, epoch: UInt64)
+        async throws(CoordinatorError) -> UpdateResult
     {
         guard user.isGranted(.updateManifest) else {
             throw CoordinatorError(.forbidden, "user \(user.name) may not update the manifest")
@@ -197,12 +200,12 @@ extension Coordinator {
             manifest: document.bytes, users: users,
             required: threshold == 0 ? users.count : min(threshold, users.count),
             acknowledged: [user.name])
-        return try await record(pending, AuditEvent.updateProposed, by: user)
+        return try await record(pending, AuditEvent.updateProposed, by: user, epoch: epoch)
     }
 
     /// Stores `pending` after a proposal or acknowledgement, logged as `event`, and applies the
     /// update in the same commit once no acknowledgement is missing.
-    private func record(_ pending: CoreState.PendingUpdate, _ event: String, by user: User)
+    private func record(_ pending: CoreState.PendingUpdate, _ event: String, by user: User, epoch: UInt64)
         async throws(CoordinatorError) -> UpdateResult
     {
         var newCore = core
@@ -220,7 +223,8 @@ extension Coordinator {
             applied = try await apply(pending.manifest, to: &newCore)
             events.append(applied!.event)
         }
-        try await commit(newCore, events: events, also: applied?.recoveryWrites ?? [], rekey: applied?.rekey)
+        try await commit(
+            newCore, basedOn: epoch, events: events, also: applied?.recoveryWrites ?? [], rekey: applied?.rekey)
         if let applied { adopt(applied) }
         return UpdateResult(
             missingAcknowledgments: pending.missingAcknowledgments, missingUsers: pending.missingUsers,
@@ -361,10 +365,20 @@ extension Coordinator {
     typealias Event = AuditTrail.Event
 
     /// Writes `newCore` and the log entries in one durable commit, then adopts them. With
-    /// `rekey`, the same commit moves the whole state to the new data key.
-    func commit(_ newCore: CoreState, events: [Event], also extra: [StoreWrite] = [], rekey: Rekey? = nil)
-        async throws(CoordinatorError)
-    {
+    /// `rekey`, the same commit moves the whole state to the new data key. `epoch` is the state
+    /// `newCore` was computed from: if another change was committed since (the operation
+    /// awaited in between), nothing is written and the caller is told to retry, so that no
+    /// change is lost under one computed from the older state.
+    func commit(
+        _ newCore: CoreState, basedOn epoch: UInt64, events: [Event], also extra: [StoreWrite] = [],
+        rekey: Rekey? = nil
+    ) async throws(CoordinatorError) {
+        guard epoch == stateEpoch else {
+            throw CoordinatorError(
+                .conflict,
+                "the Coordinator's state changed while this request was processed (another change was committed first); nothing of this one was applied: retry"
+            )
+        }
         let target = rekey?.store ?? sealed
         let (logWrites, nextTrail) = try (rekey == nil ? trail : trail.rebased()).appending(
             events, at: configuration.now(), signedBy: pki.rootKey, in: target)
@@ -380,6 +394,7 @@ extension Coordinator {
         }
         core = newCore
         coreVersion = rekey == nil ? coreVersion + 1 : 1
+        stateEpoch += 1
         trail = nextTrail
         if let rekey { sealed = rekey.store }
         cachedIssuer = nil

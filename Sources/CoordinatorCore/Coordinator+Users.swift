@@ -54,6 +54,7 @@ extension Coordinator {
     /// the new values.
     public func setSecrets(_ secrets: [String: UserSecret], by user: User) async throws(CoordinatorError) {
         try await synchronize()
+        let epoch = stateEpoch
         let manifest = try acceptingMarblesManifest()
         guard !secrets.isEmpty else { throw CoordinatorError(.invalidRequest, "the request sets no secrets") }
         var values = core.userDefinedSecrets
@@ -74,7 +75,7 @@ extension Coordinator {
         var newCore = core
         newCore.userDefinedSecrets = values
         try await commit(
-            newCore,
+            newCore, basedOn: epoch,
             events: [
                 AuditTrail.Event(
                     AuditEvent.secretsWritten, user: user.name,

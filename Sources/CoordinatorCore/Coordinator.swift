@@ -45,6 +45,9 @@ public actor Coordinator {
         /// The identity a replica's quote must show to be handed the data key: this
         /// Coordinator's own (key distribution is off when nil).
         public var replicaIdentity: PackagePolicy?
+        /// Set when the store is known to have held a state (it names where): an empty store
+        /// then stops start-up instead of becoming a fresh state.
+        public var existingState: String?
 
         public init() {}
     }
@@ -70,6 +73,9 @@ public actor Coordinator {
     var rootSecret: SymmetricKey
     var core: CoreState
     var coreVersion: Int64
+    /// Grows with every change of `core` (commit or reload): an activation is checked and
+    /// issued under one epoch (``activate(_:peerCertificate:)``).
+    var stateEpoch: UInt64 = 0
     var document: ManifestDocument?
     var sharedSecrets: [String: SecretValue]
     /// The update log's position; appended to in the same commit as each change.
@@ -134,6 +140,12 @@ public actor Coordinator {
             throw CoordinatorError(.storeUnavailable, "the state store failed: \(error.message)")
         }
         guard let sealedKey else {
+            if let existing = configuration.existingState {
+                throw CoordinatorError(
+                    .sealedState,
+                    "\(existing) is empty or missing; refusing to start a fresh state over it. Restore the database from a backup, or remove the seal directory to start over (everything in it is lost)"
+                )
+            }
             do {
                 return .ready(
                     try await create(
@@ -287,6 +299,7 @@ public actor Coordinator {
         sealed = current
         core = loaded.core
         coreVersion = record.version
+        stateEpoch += 1
         pki = loaded.pki
         document = loaded.document
         trail = loaded.trail
@@ -356,6 +369,9 @@ public actor Coordinator {
     /// The manifest as set, its exact bytes and fingerprint; nil before one is set.
     public var manifest: ManifestDocument? { document }
 
+    /// The manifest's marble types (empty before one is set).
+    public var marbleTypes: Set<String> { Set(document?.manifest.map { Array($0.marbles.keys) } ?? []) }
+
     /// The root key's ECDSA signature (ASN.1 DER) over SHA-256 of the manifest's bytes, as
     /// MarbleRun's `manifestSignatureRootECDSA`; nil before a manifest is set.
     public func manifestSignature() throws(CoordinatorError) -> [UInt8]? {
@@ -404,6 +420,7 @@ public actor Coordinator {
     /// changes.
     public func setManifest(_ bytes: [UInt8]) async throws(CoordinatorError) -> ManifestResult {
         try await synchronize()
+        let epoch = stateEpoch
         guard state == .acceptingManifest else {
             throw CoordinatorError(
                 .wrongState, "a manifest is already set; change it with an update (state \(state.rawValue))")
@@ -430,7 +447,7 @@ public actor Coordinator {
         }
         let (recoveryWrites, recoverySecrets) = try await recoveryData(for: manifest)
         try await commit(
-            newCore,
+            newCore, basedOn: epoch,
             events: [
                 AuditTrail.Event(
                     AuditEvent.manifestSet, user: nil, details: ["manifestFingerprint": document.fingerprint])
@@ -451,6 +468,8 @@ public actor Coordinator {
         -> ActivationParameters
     {
         try await synchronize()
+        // Everything below is checked against this state; issuing and counting refuse if it changed.
+        let epoch = stateEpoch
         guard state == .acceptingMarbles, let document, let manifest = document.manifest else {
             throw CoordinatorError(
                 .wrongState, "no manifest is set yet: the Coordinator cannot activate marbles (state \(state.rawValue))"
@@ -478,31 +497,46 @@ public actor Coordinator {
             throw CoordinatorError(
                 .invalidRequest, "UUID \(uuid) was activated as another marble type; a UUID belongs to one marble")
         }
-        let isReactivation = knownType != nil
+        // Every activation counts, a known UUID's too (MarbleRun: activations >= MaxActivations
+        // refuses): otherwise a host could start any number of copies under one UUID.
         // A fast refusal before issuing anything (one read: shards, which only hold activations
         // from before a limit was set, are added by the count's commit, which checks again).
-        if !isReactivation, marble.maxActivations > 0,
+        if marble.maxActivations > 0,
             try await readCount(record: "count/\(request.marbleType)").count >= marble.maxActivations
         {
             throw CoordinatorError(
                 .activationLimit,
                 "marble type \(request.marbleType) may be activated \(marble.maxActivations) time(s); it has been")
         }
+        try checkEpoch(epoch)
         let issuer = try parameterIssuer()
         let parameters = try await Self.issue(
             issuer, marble: marble, manifest: manifest, marbleType: request.marbleType, uuid: uuid, csr: csr,
             now: configuration.now())
-        if !isReactivation {
-            try await countActivation(of: request.marbleType, uuidRecord: uuidRecord, limit: marble.maxActivations)
-        }
+        try await countActivation(
+            of: request.marbleType, uuidRecord: knownType == nil ? uuidRecord : nil, limit: marble.maxActivations,
+            epoch: epoch)
         return parameters
+    }
+
+    static let manifestChanged = CoordinatorError(
+        .manifestChanged, "the manifest changed during activation; nothing was issued or counted: retry")
+
+    static let uuidOfAnotherType = CoordinatorError(
+        .invalidRequest, "this UUID was activated as another marble type; a UUID belongs to one marble")
+
+    /// Refuses an activation checked under an earlier state than the current one.
+    private func checkEpoch(_ epoch: UInt64) throws(CoordinatorError) {
+        guard epoch == stateEpoch else { throw Self.manifestChanged }
     }
 
     /// An activation waiting to be counted by the next group commit.
     private struct PendingCount {
         var marbleType: String
-        var uuidRecord: String
+        /// The UUID's record to write with the count; nil when it was already stored.
+        var uuidRecord: String?
         var limit: UInt64
+        var epoch: UInt64
         var done: CheckedContinuation<Result<Void, CoordinatorError>, Never>
     }
 
@@ -512,12 +546,13 @@ public actor Coordinator {
     /// Counts an activation durably. Concurrent activations are group-committed: the
     /// activations waiting while one commit runs are written together in the next one, so the
     /// limit holds, none is lost, and one durable write serves many marbles.
-    private func countActivation(of marbleType: String, uuidRecord: String, limit: UInt64)
+    private func countActivation(of marbleType: String, uuidRecord: String?, limit: UInt64, epoch: UInt64)
         async throws(CoordinatorError)
     {
         let result = await withCheckedContinuation { continuation in
             pendingCounts.append(
-                PendingCount(marbleType: marbleType, uuidRecord: uuidRecord, limit: limit, done: continuation))
+                PendingCount(
+                    marbleType: marbleType, uuidRecord: uuidRecord, limit: limit, epoch: epoch, done: continuation))
             if !isCommittingCounts {
                 isCommittingCounts = true
                 Task { await self.commitPendingCounts() }
@@ -542,6 +577,8 @@ public actor Coordinator {
         var lastError = CoordinatorError(.conflict, "too many concurrent activations; retry")
         for attempt in 1...8 {
             let attemptKey = sealed.dataKeyBytes
+            let attemptEpoch = stateEpoch
+            let attemptCoreVersion = coreVersion
             do throws(CoordinatorError) {
                 var results: [Result<Void, CoordinatorError>] = []
                 // Per count record: its stored value and version, what this batch adds, and (for a
@@ -549,16 +586,29 @@ public actor Coordinator {
                 var counts: [String: (stored: UInt64, version: Int64?, added: UInt64, others: UInt64)] = [:]
                 let shard = countShard
                 var writes: [StoreWrite] = []
-                var counted: Set<String> = []
+                // UUID records this batch writes, with their marble types.
+                var written: [String: String] = [:]
                 for pending in batch {
-                    // The first attempt trusts activate's read: a UUID record is written only if
-                    // absent, so a UUID counted meanwhile makes the commit conflict and the retry
-                    // reads it.
-                    var alreadyCounted = false
-                    if attempt > 1 { alreadyCounted = try await sealed.read(pending.uuidRecord) != nil }
-                    if counted.contains(pending.uuidRecord) || alreadyCounted {
-                        results.append(.success(()))  // a concurrent activation of this UUID counted it
+                    if pending.epoch != attemptEpoch {
+                        results.append(.failure(Self.manifestChanged))
                         continue
+                    }
+                    // The first attempt trusts activate's read: a UUID record is written only if
+                    // absent, so a UUID stored meanwhile makes the commit conflict and the retry
+                    // reads it.
+                    var uuidWrite = pending.uuidRecord
+                    if let name = uuidWrite {
+                        var known = written[name]
+                        if known == nil, attempt > 1 {
+                            known = try await sealed.read(name).map { String(decoding: $0.bytes, as: UTF8.self) }
+                        }
+                        if let known {
+                            guard known == pending.marbleType else {
+                                results.append(.failure(Self.uuidOfAnotherType))
+                                continue
+                            }
+                            uuidWrite = nil
+                        }
                     }
                     let record = countRecord(pending.marbleType, limit: pending.limit, shard: shard)
                     if counts[record] == nil {
@@ -577,9 +627,10 @@ public actor Coordinator {
                         continue
                     }
                     counts[record]!.added += 1
-                    counted.insert(pending.uuidRecord)
-                    writes.append(
-                        try sealed.write(pending.uuidRecord, Array(pending.marbleType.utf8), expectedVersion: nil))
+                    if let name = uuidWrite {
+                        written[name] = pending.marbleType
+                        writes.append(try sealed.write(name, Array(pending.marbleType.utf8), expectedVersion: nil))
+                    }
                     results.append(.success(()))
                 }
                 for (record, entry) in counts where entry.added > 0 {
@@ -587,6 +638,9 @@ public actor Coordinator {
                     writes.append(try sealed.write(record, bytes, expectedVersion: entry.version))
                 }
                 if !writes.isEmpty {
+                    // The count lands only if the state the activations were checked against is
+                    // still the stored one: an update committed meanwhile makes this conflict.
+                    writes.append(.check(sealed.storageName("core"), at: attemptCoreVersion))
                     try await sealed.commit(writes)
                     // Re-encrypted during this attempt (a recovery-key update): these records may
                     // have gone to the old names; count again in the new state.
@@ -596,15 +650,23 @@ public actor Coordinator {
                     }
                 }
                 return results
-            } catch  where error.code == .conflict {
+            } catch {
+                guard error.code == .conflict else { return batch.map { _ in .failure(error) } }
                 lastError = error
                 countShard = Int.random(in: 0..<Self.countShards)
+                if await coreChanged(since: attemptCoreVersion) || stateEpoch != attemptEpoch {
+                    return batch.map { _ in .failure(Self.manifestChanged) }
+                }
                 continue
-            } catch {
-                return batch.map { _ in .failure(error) }
             }
         }
         return batch.map { _ in .failure(lastError) }
+    }
+
+    /// The stored state is no longer at `version` (or cannot be read to tell).
+    private func coreChanged(since version: Int64) async -> Bool {
+        guard let stored = try? await sealed.store.read(sealed.storageName("core")) else { return true }
+        return stored.version != version
     }
 
     /// The issuer for the current PKI and shared secrets, made once per manifest.
@@ -711,7 +773,31 @@ public actor Coordinator {
         guard csr.publicKey.isValidSignature(csr.signature, for: csr) else {
             throw CoordinatorError(.invalidRequest, "the CSR's signature does not verify")
         }
+        _ = try requestedNames(csr)
         return csr
+    }
+
+    /// The names a marble's CSR asks for: DNS names and IP addresses only, as MarbleRun copies
+    /// them. Any other kind (URI, email, otherName, directory name, …) would let an attested
+    /// marble get a mesh certificate naming another service by an identity peers may check.
+    static func requestedNames(_ csr: CertificateSigningRequest) throws(CoordinatorError) -> SubjectAlternativeNames {
+        let names: SubjectAlternativeNames?
+        do {
+            names = try csr.attributes.extensionRequest?.extensions.subjectAlternativeNames
+        } catch {
+            throw CoordinatorError(.invalidRequest, "the CSR's subject alternative names do not parse")
+        }
+        for name in names ?? SubjectAlternativeNames() {
+            switch name {
+            case .dnsName, .ipAddress: continue
+            default:
+                throw CoordinatorError(
+                    .invalidRequest,
+                    "the CSR asks for the subject alternative name \(String(describing: name).prefix(128)); a marble certificate names DNS names and IP addresses only"
+                )
+            }
+        }
+        return names ?? SubjectAlternativeNames()
     }
 }
 

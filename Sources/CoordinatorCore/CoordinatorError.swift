@@ -44,4 +44,7 @@ extension CoordinatorError.Code {
     public static let notFound = Self(rawValue: "not-found")
     /// A concurrent change won; the request may be retried.
     public static let conflict = Self(rawValue: "conflict")
+    /// The manifest (or the state an activation was checked against) changed while the
+    /// activation ran: nothing was issued or counted; retry under the new policy.
+    public static let manifestChanged = Self(rawValue: "manifest-changed")
 }

@@ -35,9 +35,27 @@ struct ClientAPI: Sendable {
         "/api/v2/status", "/api/v2/quote", "/api/v2/manifest", "/status", "/quote", "/manifest",
     ]).union(userPaths).union(updatePaths).union(featurePaths).union(replicaPaths)
 
+    /// The methods each path answers (the `Allow` header of a 405); a test checks it against the routes.
+    static let allowedMethods: [String: [HTTPRequest.Method]] = {
+        var methods: [String: [HTTPRequest.Method]] = [:]
+        for path in paths { methods[path] = [.post] }
+        for path in [
+            "/api/v2/status", "/status", "/api/v2/quote", "/quote",
+        ] {
+            methods[path] = [.get]
+        }
+        for path in [
+            "/api/v2/manifest", "/manifest", "/api/v2/secrets", "/secrets", "/api/v2/update", "/update",
+            "/api/v2/update-manifest", "/update-manifest",
+        ] {
+            methods[path] = [.get, .post]
+        }
+        return methods
+    }()
+
     func router() -> Router<ClientRequestContext> {
         let router = Router(context: ClientRequestContext.self)
-        router.add(middleware: JSendMiddleware(knownPaths: Self.paths, logger: logger))
+        router.add(middleware: JSendMiddleware(allowedMethods: Self.allowedMethods, logger: logger))
         router.add(middleware: SynchronizeMiddleware(coordinator: coordinator))
         router.get("/api/v2/status") { _, _ in try await JSend.success(status(v1: false)) }
         router.get("/status") { _, _ in try await JSend.success(status(v1: true)) }
@@ -151,7 +169,8 @@ struct SynchronizeMiddleware<Context: RequestContext>: RouterMiddleware {
 
 /// Turns every refusal into a JSend answer and records request latency by route.
 struct JSendMiddleware<Context: RequestContext>: RouterMiddleware {
-    let knownPaths: Set<String>
+    /// Every path the API answers, with its methods.
+    let allowedMethods: [String: [HTTPRequest.Method]]
     let logger: Logger
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
@@ -171,9 +190,13 @@ struct JSendMiddleware<Context: RequestContext>: RouterMiddleware {
         } catch is NIOTooManyBytesError {
             response = JSend.failure(.contentTooLarge, "the request body is larger than the limit")
         } catch let error as HTTPError {
-            if error.status == .notFound, knownPaths.contains(request.uri.path) {
-                response = JSend.failure(
-                    .methodNotAllowed, "\(request.method.rawValue) is not allowed on \(request.uri.path)")
+            if error.status == .notFound, let allowed = allowedMethods[request.uri.path] {
+                let allow = allowed.map(\.rawValue).joined(separator: ", ")
+                var refusal = JSend.failure(
+                    .methodNotAllowed,
+                    "\(request.method.rawValue) is not allowed on \(request.uri.path) (allowed: \(allow))")
+                refusal.headers[.allow] = allow
+                response = refusal
             } else if error.status == .contentTooLarge {
                 response = JSend.failure(error.status, "the request body is too large")
             } else {
@@ -183,7 +206,7 @@ struct JSendMiddleware<Context: RequestContext>: RouterMiddleware {
             logger.error("request failed", metadata: ["path": "\(request.uri.path)", "error": "\(type(of: error))"])
             response = JSend.failure(.internalServerError, "internal error")
         }
-        let route = knownPaths.contains(request.uri.path) ? request.uri.path : "other"
+        let route = allowedMethods[request.uri.path] != nil ? request.uri.path : "other"
         Timer(
             label: "coordinator_http_request_duration_seconds",
             dimensions: [

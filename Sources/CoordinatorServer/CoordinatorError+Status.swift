@@ -13,7 +13,7 @@ extension CoordinatorError {
         case .unauthenticated: return .unauthorized
         case .activationLimit: return .tooManyRequests
         case .conflict: return .conflict
-        case .storeUnavailable: return .serviceUnavailable
+        case .storeUnavailable, .manifestChanged: return .serviceUnavailable
         default: return .internalServerError
         }
     }
@@ -26,7 +26,7 @@ extension CoordinatorError {
         case .attestation, .keyBinding, .forbidden: return .permissionDenied
         case .unauthenticated: return .unauthenticated
         case .activationLimit: return .resourceExhausted
-        case .conflict: return .aborted
+        case .conflict, .manifestChanged: return .aborted
         case .storeUnavailable: return .unavailable
         default: return .internalError
         }

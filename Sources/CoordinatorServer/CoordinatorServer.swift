@@ -29,10 +29,16 @@ public struct CoordinatorServer: Sendable {
 
     /// Runs until a termination signal; throws when start-up is impossible, saying why.
     public func run(metrics registry: PrometheusCollectorRegistry? = nil) async throws {
+        // Read before anything is created: did this seal directory hold a state already?
+        let heldState = configuration.postgresURL == nil && sealDirectoryHeldState
         let environment = try enclaveEnvironment()
         let store = try await openStore()
         do {
             var core = Coordinator.Configuration()
+            if heldState {
+                core.existingState =
+                    "the state database \(configuration.databasePath) (this seal directory held a Coordinator state: \(configuration.stateMarkerPath) exists)"
+            }
             core.curve = configuration.curve
             core.dnsNames = configuration.dnsNames
             core.strictManifest = configuration.strictManifest
@@ -53,11 +59,15 @@ public struct CoordinatorServer: Sendable {
                     store: store, sealer: environment.sealer, dataKeySource: dataKeySource)
                 switch opening {
                 case .ready(let coordinator):
+                    try markStateHeld()
                     try await serve(coordinator, quoteIssuer: environment.quoteIssuer, registry: registry)
                     await store.close()
                     return
                 case .recovery(let recovery):
-                    let overwrite: @Sendable ([UInt8]) async throws -> Coordinator.ManifestResult = { [core] manifest in
+                    var fresh = core
+                    fresh.existingState = nil
+                    let overwrite: @Sendable ([UInt8]) async throws -> Coordinator.ManifestResult = {
+                        [core = fresh] manifest in
                         try await recovery.discardState()
                         // Recovery mode ends once the new state is set up (or failed to be), never
                         // while a second Coordinator could still be writing it.
@@ -118,15 +128,18 @@ public struct CoordinatorServer: Sendable {
                 }
             },
             config: transportConfig)
+        let activationMetrics = ActivationMetrics()
         let mesh = GRPCService(
-            server: GRPCServer(transport: transport, services: [MeshService(coordinator: coordinator, logger: logger)]),
+            server: GRPCServer(
+                transport: transport,
+                services: [MeshService(coordinator: coordinator, metrics: activationMetrics, logger: logger)]),
             transport: transport, address: configuration.meshAddress, logger: logger)
 
         var services: [any Service] = [client, mesh]
         if let registry, let address = configuration.prometheusAddress {
             services.append(MetricsEndpoint.application(registry: registry, address: address, logger: logger))
         }
-        services.append(StateGauge(coordinator: coordinator))
+        services.append(StateGauge(coordinator: coordinator, activationMetrics: activationMetrics))
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
                 services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
@@ -184,6 +197,28 @@ public struct CoordinatorServer: Sendable {
         logger.notice("start-up manifest set", metadata: ["file": "\(url.path)", "fingerprint": "\(fingerprint)"])
         for warning in result.warnings {
             logger.warning("manifest warning", metadata: ["problem": "\(warning.description)"])
+        }
+    }
+
+    /// A state was opened in this seal directory before: its marker file is there. (Not the
+    /// sealing key: it exists from a first start that failed before any state was made.)
+    private var sealDirectoryHeldState: Bool {
+        FileManager.default.fileExists(atPath: configuration.stateMarkerPath)
+    }
+
+    /// Records beside the SQLite database that it holds a state, so that an emptied or deleted
+    /// database stops the next start-up instead of silently starting afresh.
+    private func markStateHeld() throws {
+        guard configuration.postgresURL == nil,
+            !FileManager.default.fileExists(atPath: configuration.stateMarkerPath)
+        else { return }
+        let text = "This seal directory holds a Coordinator state in \(ServerConfiguration.databaseName).\n"
+        guard
+            FileManager.default.createFile(
+                atPath: configuration.stateMarkerPath, contents: Data(text.utf8),
+                attributes: [.posixPermissions: 0o600])
+        else {
+            throw ServerConfigurationError("cannot write \(configuration.stateMarkerPath) in the seal directory")
         }
     }
 
@@ -292,14 +327,18 @@ struct GRPCService<Transport: ServerTransport>: Service {
     }
 }
 
-/// Publishes the Coordinator's state code as a gauge.
+/// Publishes the Coordinator's state code as a gauge, and the activation counters of the
+/// manifest's marble types as soon as a manifest is known (set here or by a replica).
 struct StateGauge: Service {
     let coordinator: Coordinator
+    let activationMetrics: ActivationMetrics
 
     func run() async throws {
         let gauge = Gauge(label: "coordinator_state")
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            try? await coordinator.synchronize()
             gauge.record(await coordinator.state.rawValue)
+            activationMetrics.prepare(await coordinator.marbleTypes)
             try? await Task.sleep(for: .seconds(1))
         }
     }

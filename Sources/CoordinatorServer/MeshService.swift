@@ -11,12 +11,15 @@ import X509
 /// bind, comes from the mutual-TLS handshake.
 struct MeshService: Rpc_Marble.SimpleServiceProtocol {
     let coordinator: Coordinator
+    let metrics: ActivationMetrics
     let logger: Logger
 
     func activate(request: Rpc_ActivationReq, context: ServerContext) async throws -> Rpc_ActivationResp {
         let start = ContinuousClock.now
-        let marbleType = String(request.marbleType.prefix(128))
-        Counter(label: "coordinator_activations_total", dimensions: [("marble_type", marbleType)]).increment()
+        let types = await coordinator.marbleTypes
+        metrics.prepare(types)
+        let marbleType = ActivationMetrics.label(for: request.marbleType, in: types)
+        Counter(label: ActivationMetrics.attempts, dimensions: [("marble_type", marbleType)]).increment()
         let result: Result<ActivationParameters, CoordinatorError>
         do throws(CoordinatorError) {
             guard let transport = context.transportSpecific as? HTTP2ServerTransport.Posix.Context,
@@ -43,8 +46,7 @@ struct MeshService: Rpc_Marble.SimpleServiceProtocol {
         ).recordElapsed(since: start)
         switch result {
         case .success(let parameters):
-            Counter(label: "coordinator_activations_success_total", dimensions: [("marble_type", marbleType)])
-                .increment()
+            Counter(label: ActivationMetrics.successes, dimensions: [("marble_type", marbleType)]).increment()
             logger.notice(
                 "marble activated", metadata: ["marbleType": "\(marbleType)", "uuid": "\(request.uuid.prefix(64))"])
             var response = Rpc_ActivationResp()

@@ -17,6 +17,8 @@ struct RecoveryAPI: Sendable {
     /// The temporary self-signed certificate the API serves until recovery (DER).
     let certificate: [UInt8]
     let logger: Logger
+    /// The options the new state will check the manifest with (the Coordinator's strictness).
+    let manifestOptions: ManifestOptions
     /// Discards the sealed state and sets `manifest` on a new one (the explicit overwrite).
     let overwrite: @Sendable (_ manifest: [UInt8]) async throws -> Coordinator.ManifestResult
     /// MarbleRun reads at most 20 KiB of a recovery request.
@@ -24,10 +26,20 @@ struct RecoveryAPI: Sendable {
 
     static let paths: Set<String> = ["/api/v2/recover", "/recover", "/api/v2/recover/public-key"]
 
+    /// The methods each path answers in recovery mode (the `Allow` header of a 405).
+    static let allowedMethods: [String: [HTTPRequest.Method]] = {
+        var methods: [String: [HTTPRequest.Method]] = [:]
+        for path in ClientAPI.paths { methods[path] = [.get, .post] }
+        for path in ["/api/v2/status", "/status", "/api/v2/quote", "/quote", "/api/v2/recover/public-key"] {
+            methods[path] = [.get]
+        }
+        for path in ["/api/v2/recover", "/recover"] { methods[path] = [.post] }
+        return methods
+    }()
+
     func router() -> Router<ClientRequestContext> {
         let router = Router(context: ClientRequestContext.self)
-        let known = Self.paths.union(ClientAPI.paths)
-        router.add(middleware: JSendMiddleware(knownPaths: known, logger: logger))
+        router.add(middleware: JSendMiddleware(allowedMethods: Self.allowedMethods, logger: logger))
         router.get("/api/v2/status") { _, _ in JSend.success(status(v1: false)) }
         router.get("/status") { _, _ in JSend.success(status(v1: true)) }
         router.get("/api/v2/quote") { request, _ in
@@ -85,8 +97,9 @@ struct RecoveryAPI: Sendable {
             )
         }
         let manifest = try RequestBody.base64(fields, "manifest", shown: "manifest")
-        // Nothing is discarded for a manifest that would be refused.
-        let document = ManifestDocument.parse(manifest)
+        // Nothing is discarded for a manifest that would be refused: checked exactly as the
+        // fresh state will check it.
+        let document = ManifestDocument.parse(manifest, options: manifestOptions)
         guard document.isValid else {
             let summary = document.errors.prefix(20).map(\.description).joined(separator: "; ")
             throw CoordinatorError(.invalidManifest, "the manifest has \(document.errors.count) error(s): \(summary)")
@@ -160,7 +173,8 @@ extension CoordinatorServer {
             }, issuerPrivateKey: .init(key))
         let der = try certificate.derBytes()
         let api = RecoveryAPI(
-            recovery: recovery, quoteIssuer: quoteIssuer, certificate: der, logger: logger, overwrite: overwrite)
+            recovery: recovery, quoteIssuer: quoteIssuer, certificate: der, logger: logger,
+            manifestOptions: ManifestOptions(strict: configuration.strictManifest), overwrite: overwrite)
         let client = try clientApplication(api.router(), certificate: der, key: Array(key.derRepresentation))
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(

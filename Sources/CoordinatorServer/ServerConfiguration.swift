@@ -67,4 +67,6 @@ public struct ServerConfiguration: Sendable {
 
     public static let databaseName = "coordinator.sqlite"
     public var databasePath: String { sealDirectory.appendingPathComponent(Self.databaseName).path }
+    /// Written once the SQLite database holds a state (see `CoordinatorServer`).
+    public var stateMarkerPath: String { sealDirectory.appendingPathComponent("coordinator.state-held").path }
 }

@@ -3,7 +3,8 @@ import Foundation
 
 /// A manifest for activation tests: one package signed by `signerID` (ProductID 1, SVN 2), a
 /// `backend` marble with files, env and argv from templates, shared and per-marble secrets,
-/// a user-defined secret and a TLS tag.
+/// a user-defined secret and a TLS tag; and a `probe` marble (same package, nothing else) by
+/// which tests tell a known UUID: one activated as `backend` is refused as `probe`.
 public enum ActivationManifest {
     /// The `backend` enclave the manifest accepts: signed by the platform's default signer,
     /// ProductID 1, SecurityVersion 2.
@@ -28,7 +29,8 @@ public enum ActivationManifest {
                     "Argv": ["backend", "--serve"]
                   },
                   "TLS": ["web"]
-                }
+                },
+                "probe": {"Package": "backend"}
               },
               "Secrets": {
                 "sharedKey": {"Type": "symmetric-key", "Size": 256, "Shared": true},

@@ -10,10 +10,10 @@ public struct TestMarble: Sendable {
     public let key = P256.Signing.PrivateKey()
     /// DER of the self-signed TLS certificate.
     public let certificate: [UInt8]
-    /// DER of the CSR (asking for DNS name `localhost`).
+    /// DER of the CSR (asking for DNS name `localhost`, or the names given).
     public let csr: [UInt8]
 
-    public init() throws {
+    public init(alternativeNames: [GeneralName] = [.dnsName("localhost")]) throws {
         let name = try DistinguishedName { CommonName("marble") }
         let certificate = try Certificate(
             version: .v3, serialNumber: .init(), publicKey: .init(key.publicKey),
@@ -29,7 +29,7 @@ public struct TestMarble: Sendable {
             attributes: try CertificateSigningRequest.Attributes([
                 .init(
                     ExtensionRequest(
-                        extensions: Certificate.Extensions { SubjectAlternativeNames([.dnsName("localhost")]) }))
+                        extensions: Certificate.Extensions { SubjectAlternativeNames(alternativeNames) }))
             ]),
             signatureAlgorithm: .ecdsaWithSHA256)
         var csrSerializer = DER.Serializer()

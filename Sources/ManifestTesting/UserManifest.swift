@@ -32,7 +32,9 @@ public struct TestUser: Sendable {
 /// - `writer`: writes `userKey`;
 /// - each of `updaters`: updates the manifest (with `admin`, `updateThreshold` of them must agree).
 ///
-/// `greeting` (env `GREETING` of the marble) tells versions of the manifest apart.
+/// `greeting` (env `GREETING` of the marble) tells versions of the manifest apart. Marble type
+/// `probe` (same package, no parameters, no limit) tells whether a UUID is known: a UUID
+/// activated as `backend` is refused as `probe`.
 public enum UserManifest {
     public static let userDefinedSecrets = ["userKey", "userCert", "userPlain"]
 
@@ -62,7 +64,8 @@ public enum UserManifest {
                     "Files": {"/etc/user-key": "{{ hex .Secrets.userKey }}", "/etc/user-cert.pem": "{{ pem .Secrets.userCert.Cert }}"},
                     "Env": {"SHARED_KEY": "{{ hex .Secrets.sharedKey }}", "OWN_KEY": "{{ hex .Secrets.ownKey }}", "GREETING": "\(greeting)", "PREVIOUS_KEY": "{{ hex .Previous.Secrets.userKey }}"}
                   }
-                }
+                },
+                "probe": {"Package": "backend"}
               },
               "Secrets": {
                 "sharedKey": {"Type": "symmetric-key", "Size": 256, "Shared": true},

@@ -69,7 +69,9 @@ public enum Marble {
             do {
                 return try await activate(
                     configuration, quoteIssuer: quoteIssuer, coordinatorEvidence: coordinatorEvidence)
-            } catch  where error.code == .unreachable && ContinuousClock.now + delay < deadline {
+            } catch
+                where (error.code == .unreachable || error.code == .retry) && ContinuousClock.now + delay < deadline
+            {
                 report("activation attempt \(attempt) failed: \(error.message); retrying in \(delay)")
                 try? await Task.sleep(for: delay)
                 delay = min(delay * 2, .seconds(5))
@@ -108,6 +110,7 @@ public enum Marble {
                 .configuration, "the Coordinator address \(configuration.coordinatorAddress) is not HOST:PORT")
         }
         let host = String(configuration.coordinatorAddress[..<separator])
+        let pinned = (try? NIOSSLCertificate.fromPEMBytes(Array(root.utf8)))?.first.flatMap { try? $0.toDERBytes() }
         do {
             // An IP literal is dialled as such: TLS then sends no SNI (an IP is not allowed there).
             let target: any ResolvableTarget =
@@ -119,6 +122,21 @@ public enum Marble {
                     privateKey: .bytes(Array(identity.key.derRepresentation), format: .der)
                 ) { config in
                     config.trustRoots = .certificates([.bytes(Array(root.utf8), format: .pem)])
+                    // The pinned root is the Coordinator's own TLS certificate (the mesh API serves
+                    // it as a self-signed leaf). Trust is that exact certificate, whose key the
+                    // handshake proves, not a name: a hostname check adds nothing (127.0.0.1, a
+                    // Service name), and a chain check alone would also accept a certificate the
+                    // root's key signed, such as the intermediate that signs marbles.
+                    config.serverCertificateVerification = .noHostnameVerification
+                    config.customVerificationCallback = { certificates, promise in
+                        let presented = certificates.first.flatMap { try? $0.toDERBytes() }
+                        if let presented, let pinned, presented == pinned {
+                            promise.succeed(
+                                .certificateVerified(VerificationMetadata(ValidatedCertificateChain(certificates))))
+                        } else {
+                            promise.succeed(.failed)
+                        }
+                    }
                 })
             return try await withGRPCClient(transport: transport) { client in
                 // A Coordinator that accepted the connection but never answers must not hang the marble.
@@ -130,7 +148,7 @@ public enum Marble {
             if let tls = tlsFailure(error) {
                 throw MarbleError(
                     .untrusted,
-                    "the server at \(configuration.coordinatorAddress) is not the Coordinator this marble trusts (its certificate does not chain to the configured root): \(tls)"
+                    "the server at \(configuration.coordinatorAddress) is not the Coordinator this marble trusts: its certificate does not chain to the configured root (it is not the pinned Coordinator root). Check that EDG_MARBLE_COORDINATOR_ADDR is this Coordinator's mesh address and that the pinned root is its current one (marblerun certificate root). \(tls)"
                 )
             }
             if error.code == .unavailable || error.code == .deadlineExceeded {
@@ -138,6 +156,9 @@ public enum Marble {
                 throw MarbleError(
                     .unreachable,
                     "the Coordinator at \(configuration.coordinatorAddress) is unreachable or not trusted: \(error)")
+            }
+            if error.code == .aborted {
+                throw MarbleError(.retry, "the Coordinator asked to retry the activation: \(error.message)")
             }
             throw MarbleError(.refused, "the Coordinator refused the activation (\(error.code)): \(error.message)")
         } catch {
@@ -153,6 +174,7 @@ public enum Marble {
             switch current {
             case let tls as NIOSSLError: return tls
             case let tls as BoringSSLError: return tls
+            case let tls as NIOSSLExtraError: return tls
             case let rpc as RPCError: current = rpc.cause
             case let transport as RPCErrorConvertible: current = transport.rpcErrorCause
             default: return nil

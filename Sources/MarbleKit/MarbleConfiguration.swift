@@ -87,6 +87,8 @@ public struct MarbleError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let configuration = Self(rawValue: "configuration")
         /// The Coordinator could not be reached (retrying may help).
         public static let unreachable = Self(rawValue: "unreachable")
+        /// The Coordinator's state changed during the activation (an update): retrying is expected to help.
+        public static let retry = Self(rawValue: "retry")
         /// The server's certificate does not chain to the trusted Coordinator root (retrying will not help).
         public static let untrusted = Self(rawValue: "untrusted")
         /// The Coordinator refused the activation (retrying will not help).

@@ -171,6 +171,13 @@ public final class PostgresStore: StateStore {
                 for write in writes {
                     let applied: Bool
                     switch (write.value, write.expectedVersion) {
+                    case _ where write.isCheck:
+                        // FOR SHARE: a concurrent writer of the row waits for this transaction.
+                        let rows = try await connection.query(
+                            "SELECT version FROM marblerun_state WHERE key = \(write.key) FOR SHARE", logger: logger)
+                        var version: Int64?
+                        for try await (stored) in rows.decode(Int64.self) { version = stored }
+                        applied = version == write.expectedVersion
                     case (let value?, nil):
                         applied = try await Self.changed(
                             connection.query(

@@ -97,6 +97,7 @@ public actor SQLiteStore: StateStore {
                 guard version == write.expectedVersion else {
                     throw StoreError(.conflict, "\(write.key) changed since it was read")
                 }
+                if write.isCheck { continue }
                 if let value = write.value {
                     try await execute(
                         "INSERT INTO kv (key, value, version) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, version = excluded.version",

@@ -10,16 +10,29 @@ public struct StoredValue: Sendable, Hashable {
 }
 
 /// One change in a commit: set (or with `value` nil, delete) `key`, provided it is still at
-/// `expectedVersion` (nil: it must not exist yet).
+/// `expectedVersion` (nil: it must not exist yet). A check (``check(_:at:)``) changes nothing:
+/// it only makes the commit conflict unless `key` is at `expectedVersion` when it applies.
 public struct StoreWrite: Sendable, Hashable {
     public var key: String
     public var value: [UInt8]?
     public var expectedVersion: Int64?
+    /// Only the version condition; the record is left as it is.
+    public var isCheck: Bool
 
     public init(key: String, value: [UInt8]?, expectedVersion: Int64?) {
         self.key = key
         self.value = value
         self.expectedVersion = expectedVersion
+        isCheck = false
+    }
+
+    /// A condition on `key`'s version that writes nothing: the commit applies only if `key`
+    /// is still at `version` (nil: still absent), so a change of one record cannot slip in
+    /// between the reads a commit was built from and the commit itself.
+    public static func check(_ key: String, at version: Int64?) -> StoreWrite {
+        var write = StoreWrite(key: key, value: nil, expectedVersion: version)
+        write.isCheck = true
+        return write
     }
 }
 
@@ -74,7 +87,7 @@ public actor MemoryStore: StateStore {
         for write in writes where values[write.key]?.version != write.expectedVersion {
             throw StoreError(.conflict, "\(write.key) changed since it was read")
         }
-        for write in writes {
+        for write in writes where !write.isCheck {
             if let value = write.value {
                 values[write.key] = StoredValue(bytes: value, version: (values[write.key]?.version ?? 0) + 1)
             } else {

@@ -103,8 +103,8 @@ func pemBlocks(_ bytes: [UInt8]?) -> [[UInt8]] {
         #expect(try await fixture.coordinator.activationCount("backend") == 1)
     }
 
-    @Test func perMarbleKeysAreDerivedFromTheUUIDAndReactivationDoesNotCount() async throws {
-        let fixture = try await CoordinatorFixture.make()
+    @Test func perMarbleKeysAreDerivedFromTheUUIDAndEveryActivationCounts() async throws {
+        let fixture = try await CoordinatorFixture.make(maxActivations: 5)
         let marble = try TestMarble()
         let uuid = UUID()
         let first = try await fixture.coordinator.activate(
@@ -120,7 +120,52 @@ func pemBlocks(_ bytes: [UInt8]?) -> [[UInt8]] {
         #expect(first.env["OWN_KEY"] != other.env["OWN_KEY"])
         #expect(first.env["SHARED_KEY"] == other.env["SHARED_KEY"])
         #expect(first.files["/etc/cert.pem"] == other.files["/etc/cert.pem"])
-        #expect(try await fixture.coordinator.activationCount("backend") == 2)
+        #expect(try await fixture.coordinator.activationCount("backend") == 3)
+    }
+
+    /// MarbleRun counts every activation: one UUID does not let a host start many copies of a
+    /// `MaxActivations: 1` marble.
+    @Test func aKnownUUIDDoesNotGetPastTheLimit() async throws {
+        let fixture = try await CoordinatorFixture.make(maxActivations: 1)
+        let marble = try TestMarble()
+        let uuid = UUID()
+        _ = try await fixture.coordinator.activate(
+            marble.request(fixture.platform, enclave: fixture.enclave, type: "backend", uuid: uuid),
+            peerCertificate: marble.certificate)
+        await #expect {
+            _ = try await fixture.coordinator.activate(
+                marble.request(fixture.platform, enclave: fixture.enclave, type: "backend", uuid: uuid),
+                peerCertificate: marble.certificate)
+        } throws: { ($0 as? CoordinatorError)?.code == .activationLimit }
+        #expect(try await fixture.coordinator.activationCount("backend") == 1)
+    }
+
+    @Test func aKnownUUIDPresentedForAnotherMarbleTypeIsRefused() async throws {
+        let platform = try SimulatedPlatform.generate()
+        let coordinator = try await Coordinator.start(
+            verifier: platform.verifier, collateralProvider: StaticCollateralProvider(platform.collateral),
+            store: MemoryStore(), sealer: EphemeralSealer())
+        let enclave = ActivationManifest.enclave(on: platform)
+        var manifest = try #require(
+            try JSONSerialization.jsonObject(
+                with: Data(CoordinatorFixture.manifest(signerID: enclave.signerID, maxActivations: 0)))
+                as? [String: Any])
+        var marbles = try #require(manifest["Marbles"] as? [String: Any])
+        marbles["frontend"] = ["Package": "backend"]
+        manifest["Marbles"] = marbles
+        _ = try await coordinator.setManifest(Array(try JSONSerialization.data(withJSONObject: manifest)))
+        let marble = try TestMarble()
+        let uuid = UUID()
+        _ = try await coordinator.activate(
+            marble.request(platform, enclave: enclave, type: "backend", uuid: uuid), peerCertificate: marble.certificate
+        )
+        await #expect {
+            _ = try await coordinator.activate(
+                marble.request(platform, enclave: enclave, type: "frontend", uuid: uuid),
+                peerCertificate: marble.certificate)
+        } throws: { ($0 as? CoordinatorError)?.code == .invalidRequest }
+        #expect(try await coordinator.activationCount("frontend") == 0)
+        #expect(try await coordinator.activationCount("backend") == 1)
     }
 
     enum Rejection: String, CaseIterable {

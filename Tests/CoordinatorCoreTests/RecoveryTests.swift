@@ -163,6 +163,11 @@ struct TestFailure: Error, CustomStringConvertible {
         let aliceShare = try RecoveryTests.share(fixture, alice)
         let oldState = SealedStore(store: fixture.store, dataKey: aliceShare)
         #expect(try await oldState.read("core") != nil, "one key: the share is the data key")
+        // The store's own open path, as a control: before the update the old key opens every record.
+        for key in try await fixture.store.keys(withPrefix: "k/") {
+            let record = try #require(try await fixture.store.read(key))
+            #expect(oldState.open(record.bytes, storageName: key) != nil)
+        }
 
         let newHolders = try ["bob", "carol"].map { try TestRecoveryKey(name: $0) }
         fixture.recoveryKeys = newHolders
@@ -174,9 +179,7 @@ struct TestFailure: Error, CustomStringConvertible {
         #expect(try await oldState.read("core") == nil, "the old data key names no record anymore")
         for key in try await fixture.store.keys(withPrefix: "k/") {
             let record = try #require(try await fixture.store.read(key))
-            #expect(
-                (try? AES.GCM.open(AES.GCM.SealedBox(combined: record.bytes), using: SymmetricKey(data: aliceShare)))
-                    == nil)
+            #expect(oldState.open(record.bytes, storageName: key) == nil, "record \(key) opens under the old key")
         }
         // Everything moved: a restart finds the same secrets, counts and log.
         let entries = try await fixture.coordinator.updateLog()

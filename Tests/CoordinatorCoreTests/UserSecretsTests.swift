@@ -31,7 +31,7 @@ struct UserFixture {
     /// With `updaters` more users allowed to update the manifest ("updater1", …).
     static func make(
         updaters: Int = 0, updateThreshold: Int = 0, recoveryKeys: [TestRecoveryKey] = [], recoveryThreshold: Int = 0,
-        featureGates: [String] = []
+        featureGates: [String] = [], collateralProvider: ((SimulatedPlatform) -> any CollateralProvider)? = nil
     ) async throws -> UserFixture {
         let platform = try SimulatedPlatform.generate()
         let (admin, reader, writer) = (
@@ -39,7 +39,8 @@ struct UserFixture {
         )
         let extra = try (0..<updaters).map { try TestUser(name: "updater\($0 + 1)") }
         let place = SealedStateTests.Place()
-        let (coordinator, store) = try await SealedStateTests.start(place, platform: platform)
+        let (coordinator, store) = try await SealedStateTests.start(
+            place, platform: platform, collateralProvider: collateralProvider?(platform))
         var fixture = UserFixture(
             place: place, platform: platform, enclave: ActivationManifest.enclave(on: platform), admin: admin,
             reader: reader, writer: writer, updaters: extra, updateThreshold: updateThreshold,

@@ -11,6 +11,8 @@ import SwiftASN1
 import Testing
 import X509
 
+@testable import CoordinatorServer
+
 /// The real `coordinator` binary on loopback, driven by curl, openssl and a gRPC client.
 @Suite(.serialized)
 struct CoordinatorBinaryTests {
@@ -167,7 +169,11 @@ struct CoordinatorBinaryTests {
 
         let metrics = try await coordinator.curl(["http://127.0.0.1:\(coordinator.metricsPort)/metrics"]).stdout
         #expect(metrics.contains("coordinator_activations_success_total{marble_type=\"backend\"} 1"))
-        #expect(metrics.contains("coordinator_activations_total{marble_type=\"backend\"} 5"))
+        // Four for backend once it was a marble type of the manifest; the one before the manifest
+        // and frontend (no marble type of it) are not labels of their own.
+        #expect(metrics.contains("coordinator_activations_total{marble_type=\"backend\"} 4"), "\(metrics)")
+        #expect(metrics.contains("coordinator_activations_total{marble_type=\"unknown\"} 2"), "\(metrics)")
+        #expect(!metrics.contains("frontend"))
         #expect(metrics.contains("coordinator_http_request_duration_seconds"))
 
         // A graceful stop and a restart keep the root and the manifest.
@@ -192,6 +198,30 @@ struct CoordinatorBinaryTests {
         #expect(await coordinator.stop() == 0)
     }
 
+    /// An activation made by Python grpcio from MarbleRun's proto (Tests/Support/marble_activate.py):
+    /// exit status 0 and the parameters, or 2 and `{code, details}`.
+    static func pythonActivate(
+        _ coordinator: CoordinatorProcess, rootFile: String, marble: TestMarble, quote: [UInt8], uuid: UUID = UUID()
+    ) async throws -> (status: Int32, json: [String: Any]) {
+        let directory = coordinator.directory
+        let name = UUID().uuidString
+        let cert = try write(try pem(marble.certificate), "\(name).pem", in: directory)
+        let key = try write(marble.key.pemRepresentation, "\(name).key", in: directory)
+        let csr = directory.appendingPathComponent("\(name).csr")
+        try Data(marble.csr).write(to: csr)
+        let quoteFile = directory.appendingPathComponent("\(name).quote")
+        try Data(quote).write(to: quoteFile)
+        let result = try await ProcessRunner.run(
+            TestData.python,
+            [
+                TestData.packageRoot.appendingPathComponent("Tests/Support/marble_activate.py").path,
+                TestData.marblerunProto.path, "127.0.0.1:\(coordinator.meshPort)", rootFile, cert, key,
+                quoteFile.path, csr.path, "backend", uuid.uuidString,
+            ])
+        let json = try? JSONSerialization.jsonObject(with: result.stdoutData) as? [String: Any]
+        return (result.status, json ?? ["stderr": result.stderr])
+    }
+
     /// MarbleRun's wire format: a Python grpcio client generated from MarbleRun's own proto.
     @Test func aPythonGRPCClientFromMarbleRunsProtoIsActivated() async throws {
         try #require(
@@ -212,26 +242,9 @@ struct CoordinatorBinaryTests {
             (try await coordinator.request("GET", "/api/v2/quote").json["data"] as? [String: Any])?["cert"] as? String)
         let root = try #require(try Self.pemBlocks(chainText).last)
         let marble = try TestMarble()
-        let directory = coordinator.directory
-        let files = (
-            root: try Self.write(try Self.pem(root), "root.pem", in: directory),
-            cert: try Self.write(try Self.pem(marble.certificate), "marble.pem", in: directory),
-            key: try Self.write(marble.key.pemRepresentation, "marble.key", in: directory),
-            csr: directory.appendingPathComponent("marble.csr").path
-        )
-        try Data(marble.csr).write(to: URL(fileURLWithPath: files.csr))
+        let rootFile = try Self.write(try Self.pem(root), "root.pem", in: coordinator.directory)
         func activate(quote: [UInt8], uuid: UUID = UUID()) async throws -> (status: Int32, json: [String: Any]) {
-            let quoteFile = directory.appendingPathComponent("quote-\(UUID().uuidString)")
-            try Data(quote).write(to: quoteFile)
-            let result = try await ProcessRunner.run(
-                TestData.python,
-                [
-                    TestData.packageRoot.appendingPathComponent("Tests/Support/marble_activate.py").path,
-                    TestData.marblerunProto.path, "127.0.0.1:\(coordinator.meshPort)", files.root, files.cert,
-                    files.key, quoteFile.path, files.csr, "backend", uuid.uuidString,
-                ])
-            let json = try? JSONSerialization.jsonObject(with: result.stdoutData) as? [String: Any]
-            return (result.status, json ?? ["stderr": result.stderr])
+            try await Self.pythonActivate(coordinator, rootFile: rootFile, marble: marble, quote: quote, uuid: uuid)
         }
 
         let uuid = UUID()
@@ -247,7 +260,93 @@ struct CoordinatorBinaryTests {
         let replayed = try await activate(quote: try marble.quote(platform, enclave: enclave, boundTo: root))
         #expect(replayed.status == 2)
         #expect(replayed.json["code"] as? String == "PERMISSION_DENIED", "\(replayed.json)")
+
+        // Every activation counts, under a known UUID too: MaxActivations 2 ends the third.
+        let second = try await activate(quote: try marble.quote(platform, enclave: enclave), uuid: uuid)
+        #expect(second.status == 0, "\(second.json)")
+        let third = try await activate(quote: try marble.quote(platform, enclave: enclave), uuid: uuid)
+        #expect(third.json["code"] as? String == "RESOURCE_EXHAUSTED", "\(third.json)")
         #expect(await coordinator.stop() == 0)
+    }
+
+    /// A marble's certificate names only the DNS names and IPs its CSR asks for; a CSR asking
+    /// for a URI, an email, a directory name or an otherName is refused with the reason.
+    @Test func aCSRAskingForOtherKindsOfNamesIsRefusedOverTheWire() async throws {
+        try #require(
+            FileManager.default.isExecutableFile(atPath: TestData.python.path),
+            "no Python with grpcio at \(TestData.python.path): run ./scripts/test, which creates it")
+        let coordinator = try CoordinatorProcess()
+        let platform = try SimulatedPlatform.generate()
+        try platform.write(to: coordinator.simulationDirectory)
+        let enclave = ActivationManifest.enclave(on: platform)
+        let manifestFile = coordinator.directory.appendingPathComponent("manifest.json")
+        try Data(ActivationManifest.bytes(signerID: enclave.signerID, maxActivations: 0)).write(to: manifestFile)
+        try await coordinator.start(environment: ["EDG_STARTUP_MANIFEST": manifestFile.path])
+        let chainText = try #require(
+            (try await coordinator.request("GET", "/api/v2/quote").json["data"] as? [String: Any])?["cert"] as? String)
+        let root = try #require(try Self.pemBlocks(chainText).last)
+        let rootFile = try Self.write(try Self.pem(root), "root.pem", in: coordinator.directory)
+        func activate(_ marble: TestMarble) async throws -> (status: Int32, json: [String: Any]) {
+            try await Self.pythonActivate(
+                coordinator, rootFile: rootFile, marble: marble, quote: try marble.quote(platform, enclave: enclave))
+        }
+        let hostile: [GeneralName] = [
+            .uniformResourceIdentifier("spiffe://cluster/ns/default/sa/database"),
+            .rfc822Name("admin@example.com"),
+            .directoryName(try DistinguishedName { CommonName("database") }),
+            .otherName(
+                GeneralName.OtherName(
+                    typeID: [1, 3, 6, 1, 4, 1, 311, 20, 2, 3], value: try ASN1Any(erasing: ASN1UTF8String("db@corp")))),
+        ]
+        for name in hostile {
+            let refused = try await activate(try TestMarble(alternativeNames: [.dnsName("web"), name]))
+            #expect(refused.status == 2, "\(name): \(refused.json)")
+            #expect(refused.json["code"] as? String == "INVALID_ARGUMENT", "\(name): \(refused.json)")
+            #expect((refused.json["details"] as? String)?.contains("DNS names and IP addresses only") == true)
+        }
+        let accepted = try await activate(
+            try TestMarble(alternativeNames: [
+                .dnsName("web"), .ipAddress(ASN1OctetString(contentBytes: [127, 0, 0, 1])),
+            ]))
+        #expect(accepted.status == 0, "\(accepted.json)")
+        let env = try #require(accepted.json["env"] as? [String: String])
+        let chain = String(decoding: try #require(Data(base64Encoded: env[Self.predefinedChain] ?? "")), as: UTF8.self)
+        let leaf = try Certificate(derEncoded: try #require(try Self.pemBlocks(chain).first))
+        let names = try #require(try leaf.extensions.subjectAlternativeNames)
+        #expect(Array(names) == [.dnsName("web"), .ipAddress(ASN1OctetString(contentBytes: [127, 0, 0, 1]))])
+        #expect(await coordinator.stop() == 0)
+    }
+
+    /// An emptied or deleted database beside a seal directory that held a state stops start-up
+    /// with a message naming the file; it never becomes a fresh state with a new root.
+    @Test(arguments: ["truncated", "deleted"])
+    func anEmptiedOrDeletedDatabaseStopsStartUp(_ damage: String) async throws {
+        let coordinator = try CoordinatorProcess()
+        let manifestFile = coordinator.directory.appendingPathComponent("manifest.json")
+        try Data(ActivationManifest.bytes(signerID: [UInt8](repeating: 7, count: 32))).write(to: manifestFile)
+        try await coordinator.start(extraArguments: ["--startup-manifest", manifestFile.path])
+        #expect(await coordinator.stop() == 0)
+
+        let database = coordinator.sealDirectory.appendingPathComponent("coordinator.sqlite")
+        for suffix in ["-wal", "-shm"] {
+            try? FileManager.default.removeItem(atPath: database.path + suffix)
+        }
+        if damage == "truncated" {
+            try FileHandle(forWritingTo: database).truncate(atOffset: 0)
+        } else {
+            try FileManager.default.removeItem(at: database)
+        }
+        for attempt in 1...2 {
+            // Refused every time: the refusal itself changes nothing.
+            if (try? await coordinator.start()) != nil {
+                Issue.record("attempt \(attempt): the Coordinator started a fresh state over the \(damage) database")
+                _ = await coordinator.stop()
+                return
+            }
+            #expect(await coordinator.exitStatus() == 1)
+            let log = coordinator.log()
+            #expect(log.contains(database.path) && log.contains("empty or missing"), "\(log.suffix(800))")
+        }
     }
 
     @Test func aFlippedByteInTheSealedStateStopsStartUpAndReplacesNothing() async throws {
@@ -366,6 +465,66 @@ struct CoordinatorBinaryTests {
         #expect((status.json["data"] as? [String: Any])?["code"] as? Int == 2)
         let v1 = try await coordinator.request("GET", "/status")
         #expect((v1.json["data"] as? [String: Any])?["StatusCode"] as? Int == 2)
+        #expect(await coordinator.stop() == 0)
+    }
+
+    /// Every path answers its own methods; any other method gets 405 with an `Allow` header
+    /// (RFC 9110) naming exactly the methods the path answers. Probing every path with every
+    /// method also keeps the table behind `Allow` true to the routes.
+    @Test func aWrongMethodGets405WithAnAllowHeaderThatMatchesTheRoutes() async throws {
+        let coordinator = try CoordinatorProcess()
+        try await coordinator.start()
+        for (path, allowed) in ClientAPI.allowedMethods.sorted(by: { $0.key < $1.key }) {
+            for method in ["GET", "POST", "PUT", "DELETE", "PATCH"] {
+                let result = try await coordinator.curl([
+                    "-k", "-X", method, "-D", "-", "-o", "/dev/null", "--data-binary", "{}",
+                    coordinator.clientURL + path,
+                ])
+                let headers = result.stdout.lowercased()
+                let is405 = headers.hasPrefix("http/1.1 405")
+                if allowed.map(\.rawValue).contains(method) {
+                    #expect(!is405, "\(method) \(path) is routed, but answered 405")
+                } else {
+                    #expect(is405, "\(method) \(path): \(headers.prefix(40))")
+                    let allow = allowed.map(\.rawValue).joined(separator: ", ").lowercased()
+                    #expect(headers.contains("allow: \(allow)\r\n"), "\(method) \(path): \(headers)")
+                }
+            }
+        }
+        #expect(await coordinator.stop() == 0)
+    }
+
+    /// Activation counters are labelled only with the manifest's marble types: whatever a client
+    /// sends otherwise is one fixed label. Once a manifest is set, each type's counters exist at 0.
+    @Test func activationMetricsNameOnlyTheManifestsMarbleTypes() async throws {
+        let coordinator = try CoordinatorProcess()
+        try await coordinator.start(extraArguments: ["--dns-names", "localhost,127.0.0.1"])
+        let platform = try SimulatedPlatform.load(from: coordinator.simulationDirectory)
+        let enclave = ActivationManifest.enclave(on: platform)
+        try await coordinator.setManifest(ActivationManifest.bytes(signerID: enclave.signerID, maxActivations: 0))
+        func metrics() async throws -> String {
+            try await coordinator.curl(["http://127.0.0.1:\(coordinator.metricsPort)/metrics"]).stdout
+        }
+        let deadline = ContinuousClock.now + .seconds(20)
+        var text = try await metrics()
+        while !text.contains(#"coordinator_activations_total{marble_type="probe"} 0"#), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(100))
+            text = try await metrics()
+        }
+        for type in ["backend", "probe"] {
+            #expect(text.contains(#"coordinator_activations_total{marble_type="\#(type)"} 0"#), "\(text)")
+            #expect(text.contains(#"coordinator_activations_success_total{marble_type="\#(type)"} 0"#))
+        }
+        let root = try await RecoveryAPITests.root(coordinator).derBytes()
+        let marble = try TestMarble()
+        for index in 0..<20 {
+            _ = try? await Self.activate(
+                coordinator, root: root, marble: marble, quote: try marble.quote(platform, enclave: enclave),
+                type: "made-up-\(index)")
+        }
+        text = try await metrics()
+        #expect(!text.contains("made-up"), "a client's marble type became a label")
+        #expect(text.contains(#"coordinator_activations_total{marble_type="unknown"} 20"#), "\(text)")
         #expect(await coordinator.stop() == 0)
     }
 }

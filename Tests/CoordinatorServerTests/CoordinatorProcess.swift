@@ -118,6 +118,13 @@ final class CoordinatorProcess: @unchecked Sendable {
         try await ProcessRunner.run(URL(fileURLWithPath: "/usr/bin/curl"), ["-s", "--max-time", "30"] + arguments)
     }
 
+    /// Sets `manifest` through the client API; anything but 200 is a failure with the answer.
+    func setManifest(_ manifest: [UInt8]) async throws {
+        let answer = try await request(
+            "POST", "/api/v2/manifest", body: #"{"manifest":"\#(Data(manifest).base64EncodedString())"}"#)
+        guard answer.status == 200 else { throw TestFailure("setting the manifest: \(answer.status) \(answer.json)") }
+    }
+
     /// A JSend answer: HTTP status and the decoded envelope.
     /// `identity` is a client certificate and key (PEM files) to present.
     func request(

@@ -88,14 +88,16 @@ import X509
         let attemptedActivations = Mutex(0)
     }
 
-    static func activate(_ coordinator: CoordinatorProcess, uuid: UUID, root: String) async -> Bool {
+    static func activate(_ coordinator: CoordinatorProcess, uuid: UUID, root: String, type: String = "backend") async
+        -> Bool
+    {
         guard let platform = try? SimulatedPlatform.load(from: coordinator.simulationDirectory) else { return false }
         let file = coordinator.directory.appendingPathComponent("uuids/\(uuid.uuidString)")
         try? FileManager.default.createDirectory(
             at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
         try? Data(uuid.uuidString.lowercased().utf8).write(to: file)
         let configuration = MarbleConfiguration(
-            marbleType: "backend", coordinatorAddress: "localhost:\(coordinator.meshPort)", uuidFile: file,
+            marbleType: type, coordinatorAddress: "localhost:\(coordinator.meshPort)", uuidFile: file,
             coordinatorRoot: root)
         let issuer = SimulatedQuoteIssuer(platform: platform, enclave: ActivationManifest.enclave(on: platform))
         return (try? await Marble.activate(configuration, quoteIssuer: issuer)) != nil
@@ -170,8 +172,8 @@ import X509
         #expect(logged.count >= writes.count + 1, "seed \(seed): \(logged.count) logged, \(writes.count) acknowledged")
 
         // Every acknowledged activation was counted: fill the remaining capacity, then the stored
-        // count (limit − new) must cover them; each acknowledged UUID is still known (it reactivates
-        // at the limit, where an unknown one is refused).
+        // count (limit − new) must cover them; each acknowledged UUID is still known (refused as
+        // another marble type, where an unknown one is activated).
         let activations = acknowledged.activations.withLock { $0 }
         let limit = rounds * activationsPerRound
         var fresh = 0
@@ -180,9 +182,11 @@ import X509
             limit - fresh >= activations.count,
             "seed \(seed): \(limit - fresh) counted, \(activations.count) acknowledged")
         #expect(!activations.isEmpty && writes.count > rounds / 2, "seed \(seed): the load must have done something")
+        #expect(
+            await Self.activate(coordinator, uuid: UUID(), root: root, type: "probe"), "an unknown UUID is a new probe")
         for uuid in activations {
-            let again = await Self.activate(coordinator, uuid: uuid, root: root)
-            #expect(again, "seed \(seed): acknowledged marble \(uuid) is unknown after the crashes")
+            let asProbe = await Self.activate(coordinator, uuid: uuid, root: root, type: "probe")
+            #expect(!asProbe, "seed \(seed): acknowledged marble \(uuid) is unknown after the crashes")
         }
         #expect(await coordinator.stop() == 0)
     }

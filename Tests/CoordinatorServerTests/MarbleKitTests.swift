@@ -15,7 +15,7 @@ import X509
         try await coordinator.start(extraArguments: ["--dns-names", "localhost,127.0.0.1"])
         let platform = try SimulatedPlatform.load(from: coordinator.simulationDirectory)
         let enclave = ActivationManifest.enclave(on: platform)
-        let manifest = ActivationManifest.bytes(signerID: enclave.signerID, maxActivations: 1)
+        let manifest = ActivationManifest.bytes(signerID: enclave.signerID, maxActivations: 3)
         let set = try await coordinator.request(
             "POST", "/api/v2/manifest", body: #"{"manifest":"\#(Data(manifest).base64EncodedString())"}"#)
         try #require(set.status == 200)
@@ -40,21 +40,26 @@ import X509
         #expect(leaf.subject.description.contains(first.uuid.uuidString.lowercased()))
         #expect(String(describing: try leaf.extensions.subjectAlternativeNames).contains("backend.local"))
 
-        // MaxActivations is 1: the restarted marble (same UUID file) is reactivated, a new one is not.
+        // The restarted marble (same UUID file) is reactivated with the same UUID-bound keys.
         let again = try await Marble.activate(configuration, quoteIssuer: issuer)
         #expect(again.uuid == first.uuid && again.env["OWN_KEY"] == first.env["OWN_KEY"])
-        var fresh = configuration
-        fresh.uuidFile = coordinator.directory.appendingPathComponent("other/uuid")
-        await #expect {
-            _ = try await Marble.activate(fresh, quoteIssuer: issuer)
-        } throws: { ($0 as? MarbleError)?.code == .refused }
-        #expect(!FileManager.default.fileExists(atPath: fresh.uuidFile.path), "a refused marble stores no UUID")
 
         // The Coordinator dialled by IP address (its root names 127.0.0.1): the same marble again.
         var byAddress = configuration
         byAddress.coordinatorAddress = "127.0.0.1:\(coordinator.meshPort)"
         let viaIP = try await Marble.activate(byAddress, quoteIssuer: issuer)
         #expect(viaIP.uuid == first.uuid)
+
+        // MaxActivations is 3 and every activation counted: neither a new marble nor the old UUID gets a fourth.
+        var fresh = configuration
+        fresh.uuidFile = coordinator.directory.appendingPathComponent("other/uuid")
+        await #expect {
+            _ = try await Marble.activate(fresh, quoteIssuer: issuer)
+        } throws: { ($0 as? MarbleError)?.code == .refused }
+        #expect(!FileManager.default.fileExists(atPath: fresh.uuidFile.path), "a refused marble stores no UUID")
+        await #expect {
+            _ = try await Marble.activate(configuration, quoteIssuer: issuer)
+        } throws: { ($0 as? MarbleError)?.code == .refused }
 
         // The issued certificate gives ready TLS configurations: trust is the cluster's marble root.
         let tls = try first.tls()
@@ -111,6 +116,44 @@ import X509
             try MarbleTLS(certificateChainPEM: truncated, privateKeyPEM: "", trustRootsPEM: root)
         }
     }
+
+    /// A new user's first run: a Coordinator with its default names (localhost) and a marble
+    /// dialling 127.0.0.1 with the pinned root. The pinned root is the Coordinator's own
+    /// certificate, so it is trusted exactly, without a hostname; a server with another
+    /// certificate at that address ends the marble at once with what to check.
+    @Test func aMarbleDiallingTheCoordinatorByIPTrustsThePinnedRootWithoutAHostname() async throws {
+        let coordinator = try CoordinatorProcess()
+        try await coordinator.start()
+        let platform = try SimulatedPlatform.load(from: coordinator.simulationDirectory)
+        let enclave = ActivationManifest.enclave(on: platform)
+        try await coordinator.setManifest(ActivationManifest.bytes(signerID: enclave.signerID, maxActivations: 0))
+        let root = try await RecoveryAPITests.root(coordinator)
+        #expect(try root.extensions.subjectAlternativeNames.map(Array.init) == [.dnsName("localhost")])
+        let configuration = MarbleConfiguration(
+            marbleType: "backend", coordinatorAddress: "127.0.0.1:\(coordinator.meshPort)",
+            uuidFile: coordinator.directory.appendingPathComponent("ip/uuid"), dnsNames: ["backend"],
+            coordinatorRoot: try root.serializeAsPEM().pemString)
+        let issuer = SimulatedQuoteIssuer(platform: platform, enclave: enclave)
+        let lines = LineRecorder()
+        let activated = try await Marble.activate(configuration, quoteIssuer: issuer, timeout: .seconds(30)) {
+            lines.add($0)
+        }
+        #expect(activated.argv == ["backend", "--serve"])
+        #expect(lines.count == 0, "no retries: the first attempt is trusted")
+
+        // Another certificate at that address (an impostor with the same names): refused at once.
+        var impostor = configuration
+        impostor.coordinatorRoot = try TestCertificates.ecdsa(commonName: "MarbleRun Coordinator")
+        let start = ContinuousClock.now
+        await #expect {
+            _ = try await Marble.activate(impostor, quoteIssuer: issuer, timeout: .seconds(30))
+        } throws: { error in
+            let error = error as? MarbleError
+            return error?.code == .untrusted && error?.message.contains("EDG_MARBLE_COORDINATOR_ADDR") == true
+        }
+        #expect(ContinuousClock.now - start < .seconds(20), "a trust failure is not retried until the timeout")
+        #expect(await coordinator.stop() == 0)
+    }
 }
 
 /// Collects report lines from concurrent code.
@@ -118,4 +161,5 @@ final class LineRecorder: Sendable {
     private let lines = Mutex<[String]>([])
     func add(_ line: String) { lines.withLock { $0.append(line) } }
     var count: Int { lines.withLock { $0.count } }
+
 }

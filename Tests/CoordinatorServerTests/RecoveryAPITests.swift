@@ -95,23 +95,31 @@ import X509
 
 @Suite struct RecoveryOverwriteTests {
     /// In recovery mode a new manifest replaces the sealed state only when asked to explicitly.
-    @Test func aNewManifestReplacesTheSealedStateOnlyExplicitly() async throws {
-        let coordinator = try CoordinatorProcess()
-        try await coordinator.start()
+    /// A Coordinator whose state (a manifest with one recovery key) is sealed to a key that is
+    /// gone: it runs in recovery mode. Returns the manifest and the root of the sealed state.
+    static func inRecovery(_ coordinator: CoordinatorProcess, extraArguments: [String] = []) async throws -> (
+        manifest: [UInt8], root: Certificate
+    ) {
+        try await coordinator.start(extraArguments: extraArguments)
         let platform = try SimulatedPlatform.load(from: coordinator.simulationDirectory)
         let users = try ["admin", "reader", "writer"].map { try TestUser(name: $0) }
         let manifest = UserManifest.bytes(
             signerID: ActivationManifest.enclave(on: platform).signerID, admin: users[0], reader: users[1],
             writer: users[2], recoveryKeys: [try TestRecoveryKey(name: "only")])
-        let body = Data(manifest).base64EncodedString()
-        #expect(
-            try await coordinator.request("POST", "/api/v2/manifest", body: #"{"manifest":"\#(body)"}"#).status == 200)
-        let oldRoot = try await RecoveryAPITests.root(coordinator)
+        try await coordinator.setManifest(manifest)
+        let root = try await RecoveryAPITests.root(coordinator)
         #expect(await coordinator.stop() == 0)
         try FileManager.default.removeItem(
             at: coordinator.sealDirectory.appendingPathComponent(SimulationSealer.fileName))
-        try await coordinator.start()
+        try await coordinator.start(extraArguments: extraArguments)
         #expect(try await RecoveryAPITests.statusCode(coordinator) == 1)
+        return (manifest, root)
+    }
+
+    @Test func aNewManifestReplacesTheSealedStateOnlyExplicitly() async throws {
+        let coordinator = try CoordinatorProcess()
+        let (manifest, oldRoot) = try await Self.inRecovery(coordinator)
+        let body = Data(manifest).base64EncodedString()
 
         let plain = try await coordinator.request("POST", "/api/v2/manifest", body: #"{"manifest":"\#(body)"}"#)
         #expect(plain.status == 409 && (plain.json["message"] as? String ?? "").contains("overwriteSealedState"))
@@ -135,6 +143,27 @@ import X509
         #expect(try await RecoveryAPITests.root(coordinator) != oldRoot, "a new state has a new CA")
         let log = try await coordinator.request("GET", "/api/v2/update")
         #expect(((log.json["data"] as? [String: Any])?["updateLog"] as? [String])?.count == 1)
+        #expect(await coordinator.stop() == 0)
+    }
+
+    /// With `--strict-manifest`, an overwrite whose manifest the strict check refuses discards
+    /// nothing: it is checked as the fresh state would check it, before the state is deleted.
+    @Test func aStrictCoordinatorChecksTheOverwriteManifestBeforeDiscardingAnything() async throws {
+        let coordinator = try CoordinatorProcess()
+        let (manifest, _) = try await Self.inRecovery(coordinator, extraArguments: ["--strict-manifest"])
+
+        // Valid by default (an unknown field is a warning), refused when strict.
+        var object = try #require(try JSONSerialization.jsonObject(with: Data(manifest)) as? [String: Any])
+        object["Unknown"] = ["field": true]
+        let lenient = try JSONSerialization.data(withJSONObject: object).base64EncodedString()
+        let refused = try await coordinator.request(
+            "POST", "/api/v2/manifest", body: #"{"manifest":"\#(lenient)","overwriteSealedState":true}"#)
+        #expect(refused.status == 400, "\(refused.json)")
+        #expect(try await RecoveryAPITests.statusCode(coordinator) == 1)
+        #expect(await coordinator.stop() == 0)
+        // The sealed state is still there: the restarted Coordinator is in recovery mode again.
+        try await coordinator.start(extraArguments: ["--strict-manifest"])
+        #expect(try await RecoveryAPITests.statusCode(coordinator) == 1)
         #expect(await coordinator.stop() == 0)
     }
 }

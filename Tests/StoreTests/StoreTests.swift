@@ -48,6 +48,20 @@ import Testing
         }
         #expect(try await store.read("a")?.bytes == [3], "\(name)")
 
+        // A check writes nothing and holds the commit to the checked versions.
+        try await store.commit([
+            .check("a", at: 2), .check("absent", at: nil), StoreWrite(key: "c", value: [1], expectedVersion: nil),
+        ])
+        #expect(try await store.read("a") == StoredValue(bytes: [3], version: 2), "\(name)")
+        #expect(try await store.read("absent") == nil, "\(name)")
+        for stale in [StoreWrite.check("a", at: 1), .check("a", at: nil), .check("absent", at: 1)] {
+            await #expect {
+                try await store.commit([stale, StoreWrite(key: "c", value: [2], expectedVersion: 1)])
+            } throws: { ($0 as? StoreError)?.code == .conflict }
+        }
+        #expect(try await store.read("c") == StoredValue(bytes: [1], version: 1), "\(name)")
+        try await store.commit([StoreWrite(key: "c", value: nil, expectedVersion: 1)])
+
         // Keys are listed by byte prefix, in order; values up to a few MiB round-trip exactly.
         let big = (0..<(3 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
         try await store.commit([

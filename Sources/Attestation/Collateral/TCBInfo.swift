@@ -39,6 +39,8 @@ public struct TCBInfo: Sendable, Hashable {
     /// "SGX" or "TDX" (version 3); nil in version 2.
     public var id: String?
     public var version: Int
+    /// How TCB components are compared; 0 (component by component) is the only type Intel defines.
+    public var tcbType: Int?
     public var issueDate: Date
     public var nextUpdate: Date
     public var fmspc: [UInt8]
@@ -56,6 +58,7 @@ public struct TCBInfo: Sendable, Hashable {
             switch key {
             case "id": fields.id = try reader.string()
             case "version": fields.version = try reader.integer()
+            case "tcbType": fields.tcbType = try reader.integer()
             case "issueDate": fields.issueDate = try reader.string()
             case "nextUpdate": fields.nextUpdate = try reader.string()
             case "fmspc": fields.fmspc = try reader.string()
@@ -78,6 +81,7 @@ public struct TCBInfo: Sendable, Hashable {
         }
         id = fields.id
         version = try required(fields.version, "version")
+        tcbType = fields.tcbType
         issueDate = try required(fields.issueDate.flatMap(CollateralDate.parse), "issueDate")
         nextUpdate = try required(fields.nextUpdate.flatMap(CollateralDate.parse), "nextUpdate")
         fmspc = try required(fields.fmspc.flatMap(Hex.decode).flatMap { $0.count == 6 ? $0 : nil }, "fmspc")
@@ -90,6 +94,7 @@ public struct TCBInfo: Sendable, Hashable {
     private struct TCBInfoFields {
         var id: String?
         var version: Int?
+        var tcbType: Int?
         var issueDate: String?
         var nextUpdate: String?
         var fmspc: String?

@@ -86,6 +86,9 @@ public struct Quote: Sendable, Hashable {
             let bodySize = try reader.u32("the body size")
             switch (bodyType, bodySize) {
             case (1, UInt32(EnclaveReport.size)):
+                guard teeType == Self.teeTypeSGX else {
+                    throw AttestationError(.malformedQuote, "an SGX report body in a quote whose TEE type is not SGX")
+                }
                 body = .sgx(try EnclaveReport(reader.read(EnclaveReport.size, "the enclave report")))
             case (2, UInt32(TDReport.size10)), (3, UInt32(TDReport.size15)):
                 guard teeType == Self.teeTypeTDX else {
@@ -105,6 +108,13 @@ public struct Quote: Sendable, Hashable {
 
         let signatureLength = Int(try reader.u32("the signature data length"))
         var signature = ByteReader(try reader.read(signatureLength, "the signature data"))
+        // Quote generation pads TDX quotes to the buffer size it announced (the real TDX v4 sample
+        // ends in 70 zero bytes, which dcap-qvl accepts); anything else after the signature data is refused.
+        let trailing = reader.remaining
+        if trailing > 0, try reader.read(trailing, "the padding").contains(where: { $0 != 0 }) {
+            throw AttestationError(
+                .malformedQuote, "the quote has \(trailing) bytes after its signature data that are not zero padding")
+        }
         isvSignature = try signature.read(64, "the quote signature")
         attestationKey = try signature.read(64, "the attestation key")
         var qeSection: ByteReader
@@ -141,6 +151,12 @@ public struct Quote: Sendable, Hashable {
             throw AttestationError(
                 .truncated, "the OpenEnclave header announces \(size) bytes of quote, \(bytes.count - 16) follow")
         }
-        return Array(bytes[16..<16 + Int(size)])
+        let end = 16 + Int(size)
+        guard bytes[end...].allSatisfy({ $0 == 0 }) else {
+            throw AttestationError(
+                .malformedQuote,
+                "the OpenEnclave-wrapped quote is followed by \(bytes.count - end) bytes that are not zero padding")
+        }
+        return Array(bytes[16..<end])
     }
 }

@@ -93,7 +93,8 @@ public struct SimulatedPlatform: Sendable {
             issuer: pckCAName, issuerKey: pckCAKey, isCA: false, from: notBefore, to: notAfter,
             extra: [try pckExtension.certificateExtension()])
         let tcbSigning = try Self.certificate(
-            subject: DistinguishedName { CommonName("Simulated SGX TCB Signing (INSECURE)") }, key: tcbKey.publicKey,
+            // The subject QVL requires of a TCB signer; the root above it says it is simulated.
+            subject: QuoteVerifier.tcbSigningSubject, key: tcbKey.publicKey,
             issuer: rootName, issuerKey: rootKey, isCA: false, from: notBefore, to: notAfter)
         let collateral = try Self.signCollateral(
             configuration: configuration, root: root, rootKey: rootKey, pckCA: pckCA, pckCAKey: pckCAKey, pck: pck,

@@ -31,12 +31,14 @@ public struct QuoteVerifier: Sendable {
             collateral.tcbInfo, chain: collateral.tcbInfoIssuerChain, name: "TCB Info", chains: chains,
             rootCRL: collateral.rootCACRL, code: .tcbInfoSignature)
         try checkWindow(tcbInfo.issueDate, tcbInfo.nextUpdate, at: time, name: "TCB Info", code: .tcbInfoExpired)
+        try Self.checkKind(of: tcbInfo)
         let qeIdentity = try verifySigned(
             collateral.qeIdentity, chain: collateral.qeIdentityIssuerChain, name: "QE Identity", chains: chains,
             rootCRL: collateral.rootCACRL, code: .qeIdentitySignature,
             chainAlreadyValidated: collateral.qeIdentityIssuerChain == collateral.tcbInfoIssuerChain)
         try checkWindow(
             qeIdentity.issueDate, qeIdentity.nextUpdate, at: time, name: "QE Identity", code: .qeIdentityExpired)
+        try Self.checkKind(of: qeIdentity)
         var window = Window(
             from: max(collateral.rootCACRL.thisUpdate, tcbInfo.issueDate, qeIdentity.issueDate),
             until: min(collateral.rootCACRL.nextUpdate ?? .distantFuture, tcbInfo.nextUpdate, qeIdentity.nextUpdate))
@@ -88,6 +90,14 @@ public struct QuoteVerifier: Sendable {
             throw AttestationError(
                 .collateralMismatch,
                 "a \(quote.isTDX ? "TDX" : "SGX") quote needs \(quote.isTDX ? "TDX" : "SGX") TCB Info, got \(evaluation.tcbInfo.id ?? "SGX (version 2)")"
+            )
+        }
+
+        let expectedQE = quote.isTDX ? "TD_QE" : "QE"
+        guard prepared.qeIdentity.id == expectedQE else {
+            throw AttestationError(
+                .collateralMismatch,
+                "a \(quote.isTDX ? "TDX" : "SGX") quote needs the \(expectedQE) identity, got \(prepared.qeIdentity.id ?? "none")"
             )
         }
 
@@ -187,9 +197,7 @@ public struct QuoteVerifier: Sendable {
         _ signed: Collateral.Signed<Document>, chain: [Certificate], name: String, chains: ChainValidator,
         rootCRL: CertificateRevocationList, code: AttestationError.Code, chainAlreadyValidated: Bool = false
     ) throws(AttestationError) -> Document {
-        guard let signer = chain.first else {
-            throw AttestationError(.certificateChain, "the \(name) issuer chain is empty")
-        }
+        let signer = try Self.tcbSigner(in: chain, root: trustedRoot, name: name)
         if !chainAlreadyValidated { try chains.validate(chain, name: "\(name) issuer chain", crls: [rootCRL]) }
         guard let key = P256.Signing.PublicKey(signer.publicKey),
             Self.isValid(rawSignature: signed.signature, of: signed.bytes, by: key)
@@ -197,6 +205,77 @@ public struct QuoteVerifier: Sendable {
             throw AttestationError(code, "the \(name) signature does not verify with \(signer.subject)'s key")
         }
         return signed.document
+    }
+
+    /// The subject Intel's QVL requires of the certificate that signs TCB Info and QE Identity.
+    static let tcbSigningSubject = try! DistinguishedName {
+        CommonName("Intel SGX TCB Signing")
+        OrganizationName("Intel Corporation")
+        LocalityName("Santa Clara")
+        StateOrProvinceName("CA")
+        CountryName("US")
+    }
+
+    /// The signer of a TCB Info or QE Identity, as QVL's TCB signing chain check has it: the chain
+    /// is the TCB Signing certificate alone or followed by the pinned root, issued by that root,
+    /// with Intel's TCB Signing subject, not a CA, for digital signatures. Any other certificate
+    /// that chains to the root (a PCK certificate, a PCK CA) signs nothing Intel publishes.
+    static func tcbSigner(in chain: [Certificate], root: Certificate, name: String) throws(AttestationError)
+        -> Certificate
+    {
+        guard let signer = chain.first else {
+            throw AttestationError(.certificateChain, "the \(name) issuer chain is empty")
+        }
+        let refuse = { (reason: String) in
+            AttestationError(
+                .collateralSigner,
+                "the \(name) is signed by \(signer.subject), which is not Intel's TCB Signing certificate: \(reason)")
+        }
+        if chain.count > 2 || (chain.count == 2 && chain[1] != root) {
+            throw refuse(
+                "its issuer chain must be the TCB Signing certificate and the root, got "
+                    + chain.map { "\($0.subject)" }.joined(separator: " <- "))
+        }
+        guard signer.issuer == root.subject else {
+            throw refuse("it is issued by \(signer.issuer), not by the root \(root.subject)")
+        }
+        guard signer.subject == Self.tcbSigningSubject else {
+            throw refuse("its subject is not \(Self.tcbSigningSubject)")
+        }
+        guard let constraints = try? signer.extensions.basicConstraints else {
+            throw refuse("it has no valid basic constraints")
+        }
+        if case .isCertificateAuthority = constraints { throw refuse("it is a CA certificate") }
+        guard let usage = try? signer.extensions.keyUsage, usage.digitalSignature, !usage.keyCertSign else {
+            throw refuse("its key usage is not digital signature only")
+        }
+        return signer
+    }
+
+    /// TCB Info version 2 (SGX, no id) or 3 (id SGX or TDX), of TCB type 0, as QVL accepts it.
+    static func checkKind(of tcbInfo: TCBInfo) throws(AttestationError) {
+        switch (tcbInfo.version, tcbInfo.id) {
+        case (2, nil), (3, "SGX"), (3, "TDX"): break
+        default:
+            throw AttestationError(
+                .malformedCollateral,
+                "TCB Info version \(tcbInfo.version) with id \(tcbInfo.id ?? "none") is not one this verifier knows (2 without id; 3 with SGX or TDX)"
+            )
+        }
+        guard tcbInfo.tcbType == 0 else {
+            throw AttestationError(
+                .malformedCollateral, "TCB Info tcbType \(tcbInfo.tcbType.map(String.init) ?? "none") is not 0")
+        }
+    }
+
+    /// QE Identity version 2 with id QE or TD_QE.
+    static func checkKind(of identity: EnclaveIdentity) throws(AttestationError) {
+        guard identity.version == 2, identity.id == "QE" || identity.id == "TD_QE" else {
+            throw AttestationError(
+                .malformedCollateral,
+                "QE Identity version \(identity.version) with id \(identity.id ?? "none") is not one this verifier knows (version 2, id QE or TD_QE)"
+            )
+        }
     }
 
     private func checkWindow(_ issued: Date, _ next: Date, at time: Date, name: String, code: AttestationError.Code)

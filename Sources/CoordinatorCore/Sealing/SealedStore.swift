@@ -34,7 +34,7 @@ struct SealedStore: Sendable {
     private func associatedData(storageName: String) -> [UInt8] { Array("\(Self.formatTag)|\(storageName)".utf8) }
 
     /// The name and contents of a stored record, authenticated under its storage name.
-    private func open(_ bytes: [UInt8], storageName: String) -> (name: String, contents: [UInt8])? {
+    func open(_ bytes: [UInt8], storageName: String) -> (name: String, contents: [UInt8])? {
         guard let box = try? AES.GCM.SealedBox(combined: bytes),
             let plain = try? Array(
                 AES.GCM.open(box, using: dataKey, authenticating: associatedData(storageName: storageName))),

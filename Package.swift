@@ -211,9 +211,10 @@ let package = Package(
         .executableTarget(
             name: "emojivoto-voting", dependencies: ["EmojiVoto"],
             path: "Examples/emojivoto/Sources/emojivoto-voting"),
-        // What tests and benchmarks share: test data location, generated certificates and keys.
+        // What every test suite and benchmark shares: test data, certificates and keys, test marbles and
+        // manifests, PostgreSQL servers, processes.
         .target(
-            name: "ManifestTesting",
+            name: "CoordinatorTesting",
             dependencies: [
                 "Manifest", "Attestation",
                 .product(name: "SwiftASN1", package: "swift-asn1"),
@@ -225,7 +226,7 @@ let package = Package(
         .executableTarget(
             name: "coordinator-bench",
             dependencies: [
-                "ManifestTesting", "MeshAPI", "Attestation", "CoordinatorCore", "Store",
+                "CoordinatorTesting", "MeshAPI", "Attestation", "CoordinatorCore", "Store",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -240,22 +241,22 @@ let package = Package(
             ],
             path: "Benchmarks/coordinator-bench"),
         .executableTarget(
-            name: "bench", dependencies: ["Manifest", "ManifestTesting", "Attestation"], path: "Benchmarks/bench"),
+            name: "bench", dependencies: ["Manifest", "CoordinatorTesting", "Attestation"], path: "Benchmarks/bench"),
         .testTarget(
             name: "ManifestTests",
-            dependencies: ["Manifest", "ManifestTesting", "JSONText"]
+            dependencies: ["Manifest", "CoordinatorTesting", "JSONText"]
         ),
         .testTarget(
             name: "AttestationTests",
             dependencies: [
-                "Attestation", "ManifestTesting", .product(name: "X509", package: "swift-certificates"),
+                "Attestation", "CoordinatorTesting", .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
             ]
         ),
         .testTarget(
             name: "AttestationPCCSTests",
             dependencies: [
-                "AttestationPCCS", "Attestation", "ManifestTesting",
+                "AttestationPCCS", "Attestation", "CoordinatorTesting",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -265,7 +266,7 @@ let package = Package(
         ),
         .testTarget(
             name: "StoreTests",
-            dependencies: ["Store", "ManifestTesting"]
+            dependencies: ["Store", "CoordinatorTesting"]
         ),
         .testTarget(
             name: "AuditLogTests",
@@ -278,7 +279,7 @@ let package = Package(
         .testTarget(
             name: "CoordinatorCoreTests",
             dependencies: [
-                "CoordinatorCore", "Manifest", "Attestation", "ManifestTesting", "Store", "AuditLog",
+                "CoordinatorCore", "Manifest", "Attestation", "CoordinatorTesting", "Store", "AuditLog",
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
@@ -288,7 +289,7 @@ let package = Package(
         .testTarget(
             name: "CoordinatorServerTests",
             dependencies: [
-                "ManifestTesting", "MeshAPI", "Attestation", "Manifest", "Store", "AuditLog", "CoordinatorCore",
+                "CoordinatorTesting", "MeshAPI", "Attestation", "Manifest", "Store", "AuditLog", "CoordinatorCore",
                 "MarbleKit", "coordinator", "marble", "marblerun", "emojivoto-web", "emojivoto-emoji",
                 "emojivoto-voting",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
@@ -299,7 +300,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MarblerunCLITests",
-            dependencies: ["MarblerunCLI", "Manifest", "ManifestTesting", "marblerun"]
+            dependencies: ["MarblerunCLI", "Manifest", "CoordinatorTesting", "marblerun"]
         ),
     ]
 )

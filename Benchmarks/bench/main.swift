@@ -1,7 +1,7 @@
 import Attestation
 import Foundation
 import Manifest
-import ManifestTesting
+import CoordinatorTesting
 
 // Manifest benchmarks: `swift run -c release bench [seconds-per-round]`.
 // Prints one Markdown table row per benchmark for BENCHMARKS.md.

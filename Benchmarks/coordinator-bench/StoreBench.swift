@@ -1,7 +1,7 @@
 import Attestation
 import CoordinatorCore
 import Foundation
-import ManifestTesting
+import CoordinatorTesting
 import Store
 
 /// `coordinator-bench stores [seconds]`: in-process activations (64 concurrent, each a full quote

@@ -4,7 +4,7 @@ import Crypto
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
-import ManifestTesting
+import CoordinatorTesting
 import MeshAPI
 import NIOCore
 import NIOPosix

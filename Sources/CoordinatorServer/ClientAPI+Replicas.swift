@@ -7,7 +7,8 @@ import NIOSSL
 
 /// Key distribution between replicas (not part of MarbleRun's API): a replica that cannot
 /// unseal the state's data key presents a quote binding its TLS client certificate and gets the
-/// key over that connection, with this Coordinator's quote binding its root and the replica's nonce.
+/// key over that connection, with this Coordinator's quote binding its root, the replica's nonce
+/// and its certificate, apart from what `/quote` binds (``CoordinatorQuote/handOverReportData``).
 extension ClientAPI {
     static let replicaPaths: Set<String> = ["/api/v2/replica/key"]
 
@@ -31,7 +32,9 @@ extension ClientAPI {
             let key = try await coordinator.handOverDataKey(quote: quote, peerCertificate: certificate)
             let pki = await coordinator.pki
             let rootDER = try pki.root.derBytes()
-            let own = try quoteIssuer.issueQuote(reportData: Array(SHA256.hash(data: rootDER + nonce)))
+            let own = try quoteIssuer.issueQuote(
+                reportData: CoordinatorQuote.handOverReportData(
+                    root: rootDER, nonce: nonce, replicaCertificate: certificate))
             logger.notice("handed the data key to an attested replica")
             return .object([
                 JSONMember("key", .bytes(key)), JSONMember("quote", .bytes(own)),

@@ -46,6 +46,11 @@ struct ReplicaKeyClient: Sendable {
         throw Failure(description: reasons.joined(separator: "; "))
     }
 
+    /// Two requests. First `/api/v2/quote` with a nonce: its verified quote (our own identity,
+    /// binding root and nonce) names the peer's root. Then the hand-over itself, over TLS that
+    /// accepts only a server certificate issued under that root (the Coordinator serves the
+    /// root itself), with a quote binding our TLS client certificate; the answer's quote must
+    /// bind the hand-over label, root, nonce and that certificate.
     func fetch(from peer: String) async throws -> [UInt8] {
         let key = P256.Signing.PrivateKey()
         let name = try DistinguishedName { CommonName("MarbleRun Coordinator replica") }
@@ -55,54 +60,95 @@ struct ReplicaKeyClient: Sendable {
             extensions: Certificate.Extensions {}, issuerPrivateKey: .init(key))
         let certificateDER = try certificate.serializeAsPEM().derBytes
         let quote = try quoteIssuer.issueQuote(reportData: Array(SHA256.hash(data: certificateDER)))
-        let nonce = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
 
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.minimumTLSVersion = .tlsv12
-        // The peer is trusted by its quote below, not by a CA.
-        tls.certificateVerification = .none
         tls.certificateChain = [.certificate(try NIOSSLCertificate(bytes: certificateDER, format: .der))]
         tls.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: Array(key.derRepresentation), format: .der))
+
+        // 1. Which root the peer is: only its verified quote says (this connection is not trusted).
+        var probe = tls
+        probe.certificateVerification = .none
+        let probeNonce = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
+        let announced = try await Self.answer(
+            Self.request(
+                "https://\(peer)/api/v2/quote?nonce=\(CoordinatorQuote.nonceParameter(probeNonce))", body: nil,
+                tls: probe))
+        guard let chainPEM = announced.string("cert"), let probeQuote = announced.bytes("quote") else {
+            throw Failure(description: "its /api/v2/quote answer lacks cert or quote")
+        }
+        let checked = try CoordinatorQuote(chainPEM: chainPEM, quote: probeQuote)
+        let root = try checked.verifiedRoot(
+            nonce: probeNonce, policy: identity, verifier: verifier,
+            collateral: try await collateralProvider.collateral(for: checked.quote))
+        let rootDER = try root.serializeAsPEM().derBytes
+
+        // 2. The hand-over, to a server that proves it holds that root's key.
+        var pinned = tls
+        pinned.trustRoots = .certificates([try NIOSSLCertificate(bytes: rootDER, format: .der)])
+        // The root names whatever --dns-names said; the peer may be dialled by another name.
+        pinned.certificateVerification = .noHostnameVerification
+        let nonce = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
+        let json =
+            #"{"quote":"\#(Data(quote).base64EncodedString())","nonce":"\#(Data(nonce).base64EncodedString())"}"#
+        let answer = try await Self.answer(
+            Self.request("https://\(peer)/api/v2/replica/key", body: json, tls: pinned))
+        guard let dataKey = answer.bytes("key"), let peerQuote = answer.bytes("quote"), let cert = answer.string("cert")
+        else {
+            throw Failure(description: "its answer lacks key, quote or cert")
+        }
+        let handOver = try CoordinatorQuote(chainPEM: cert, quote: peerQuote)
+        guard try handOver.chain.last?.serializeAsPEM().derBytes == rootDER else {
+            throw Failure(description: "it handed over the key under another root than the one its quote named")
+        }
+        _ = try handOver.verifiedRoot(
+            binding: {
+                CoordinatorQuote.handOverReportData(root: $0, nonce: nonce, replicaCertificate: certificateDER)
+            },
+            what: "the hand-over of the data key to this replica", policy: identity, verifier: verifier,
+            collateral: try await collateralProvider.collateral(for: handOver.quote))
+        return dataKey
+    }
+
+    /// One HTTPS request with its own client (its own TLS settings); the status and body.
+    static func request(_ url: String, body: String?, tls: TLSConfiguration) async throws -> (UInt, ByteBuffer) {
         let client = HTTPClient(
             eventLoopGroupProvider: .singleton, configuration: HTTPClient.Configuration(tlsConfiguration: tls))
-        let body: ByteBuffer
-        let status: UInt
         do {
-            var request = HTTPClientRequest(url: "https://\(peer)/api/v2/replica/key")
-            request.method = .POST
-            let json =
-                #"{"quote":"\#(Data(quote).base64EncodedString())","nonce":"\#(Data(nonce).base64EncodedString())"}"#
-            request.body = .bytes(ByteBuffer(string: json))
+            var request = HTTPClientRequest(url: url)
+            if let body {
+                request.method = .POST
+                request.body = .bytes(ByteBuffer(string: body))
+            }
             let response = try await client.execute(request, timeout: .seconds(10))
-            status = response.status.code
-            body = try await response.body.collect(upTo: 1 << 20)
+            let bytes = try await response.body.collect(upTo: 1 << 20)
             try? await client.shutdown()
+            return (response.status.code, bytes)
         } catch {
             try? await client.shutdown()
-            throw Failure(description: "unreachable: \(error)")
+            throw Failure(description: "unreachable or not trusted: \(error)")
         }
-        struct Envelope: Decodable {
-            struct Answer: Decodable {
-                var key: String
-                var quote: String
-                var cert: String
-            }
-            var status: String
-            var data: Answer?
-            var message: String?
-        }
-        guard let envelope = try? JSONDecoder().decode(Envelope.self, from: Data(body.readableBytesView)) else {
-            throw Failure(description: "not a Coordinator's answer (HTTP \(status))")
-        }
-        guard let answer = envelope.data, let dataKey = Data(base64Encoded: answer.key),
-            let peerQuote = Data(base64Encoded: answer.quote)
+    }
+
+    /// The `data` of a JSend success, or the refusal with its message.
+    static func answer(_ response: (status: UInt, body: ByteBuffer)) throws -> JSendData {
+        guard
+            let object = try? JSONSerialization.jsonObject(with: Data(response.body.readableBytesView))
+                as? [String: Any]
         else {
-            throw Failure(description: "refused (HTTP \(status)): \(envelope.message?.prefix(300) ?? "no reason")")
+            throw Failure(description: "not a Coordinator's answer (HTTP \(response.status))")
         }
-        let checked = try CoordinatorQuote(chainPEM: answer.cert, quote: Array(peerQuote))
-        _ = try checked.verifiedRoot(
-            nonce: nonce, policy: identity, verifier: verifier,
-            collateral: try await collateralProvider.collateral(for: checked.quote))
-        return Array(dataKey)
+        guard object["status"] as? String == "success", let data = object["data"] as? [String: Any] else {
+            let message = (object["message"] as? String).map { String($0.prefix(300)) } ?? "no reason"
+            throw Failure(description: "refused (HTTP \(response.status)): \(message)")
+        }
+        return JSendData(fields: data.compactMapValues { $0 as? String })
+    }
+
+    /// The string fields of a JSend `data` object.
+    struct JSendData {
+        var fields: [String: String]
+        func string(_ name: String) -> String? { fields[name] }
+        func bytes(_ name: String) -> [UInt8]? { fields[name].flatMap { Data(base64Encoded: $0) }.map(Array.init) }
     }
 }

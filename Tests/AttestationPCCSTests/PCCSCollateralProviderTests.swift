@@ -3,7 +3,7 @@ import Attestation
 import AttestationPCCS
 import Crypto
 import Foundation
-import ManifestTesting
+import CoordinatorTesting
 import NIOSSL
 import SwiftASN1
 import Testing

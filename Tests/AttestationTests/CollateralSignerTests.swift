@@ -1,6 +1,6 @@
 import Crypto
 import Foundation
-import ManifestTesting
+import CoordinatorTesting
 import Testing
 import X509
 

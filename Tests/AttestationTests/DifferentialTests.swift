@@ -1,7 +1,7 @@
 import Attestation
 import Crypto
 import Foundation
-import ManifestTesting
+import CoordinatorTesting
 import Testing
 
 /// Same evidence, two verifiers: ours and the PyPI package dcap-qvl (installed into `.venv` by

@@ -1,7 +1,7 @@
 import Attestation
 import Crypto
 import Foundation
-import ManifestTesting
+import CoordinatorTesting
 import Testing
 
 @Suite struct PackagePolicyTests {

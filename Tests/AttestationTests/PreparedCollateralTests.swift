@@ -1,7 +1,7 @@
 import Attestation
 import Crypto
 import Foundation
-import ManifestTesting
+import CoordinatorTesting
 import Testing
 
 /// Verification with prepared collateral gives exactly the verdicts of a full verification,

@@ -1,6 +1,6 @@
 import Attestation
 import Foundation
-import ManifestTesting
+import CoordinatorTesting
 import SwiftASN1
 import Testing
 import X509

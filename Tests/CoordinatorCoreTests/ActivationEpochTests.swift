@@ -1,7 +1,7 @@
 import Attestation
 import CoordinatorCore
 import Foundation
-import ManifestTesting
+import CoordinatorTesting
 import Testing
 
 /// Holds collateral requests while closed: an activation waits there, after its checks began

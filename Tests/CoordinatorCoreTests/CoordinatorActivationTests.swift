@@ -3,7 +3,7 @@ import CoordinatorCore
 import Crypto
 import Foundation
 import Manifest
-import ManifestTesting
+import CoordinatorTesting
 import Store
 import SwiftASN1
 import Testing

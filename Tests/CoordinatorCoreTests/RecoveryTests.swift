@@ -2,7 +2,7 @@ import Attestation
 import AuditLog
 import Crypto
 import Foundation
-import ManifestTesting
+import CoordinatorTesting
 import Store
 import Testing
 import _CryptoExtras

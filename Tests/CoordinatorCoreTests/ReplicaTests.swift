@@ -2,7 +2,7 @@ import Attestation
 import CoordinatorCore
 import Foundation
 import Manifest
-import ManifestTesting
+import CoordinatorTesting
 import Store
 import Testing
 

@@ -1,5 +1,5 @@
 import Foundation
-import ManifestTesting
+import CoordinatorTesting
 import Testing
 
 @testable import CoordinatorCore

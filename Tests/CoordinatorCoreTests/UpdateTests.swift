@@ -3,7 +3,7 @@ import AuditLog
 import CoordinatorCore
 import Foundation
 import Manifest
-import ManifestTesting
+import CoordinatorTesting
 import Testing
 import X509
 

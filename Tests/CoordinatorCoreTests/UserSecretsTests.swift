@@ -4,7 +4,7 @@ import CoordinatorCore
 import Crypto
 import Foundation
 import Manifest
-import ManifestTesting
+import CoordinatorTesting
 import Store
 import Testing
 import X509

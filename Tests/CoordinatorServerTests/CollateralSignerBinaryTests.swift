@@ -1,7 +1,7 @@
 import Crypto
 import Foundation
 import GRPCCore
-import ManifestTesting
+import CoordinatorTesting
 import SwiftASN1
 import Testing
 import X509

@@ -4,7 +4,7 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Manifest
-import ManifestTesting
+import CoordinatorTesting
 import MeshAPI
 import Store
 import SwiftASN1

@@ -1,7 +1,7 @@
 import Attestation
 import AuditLog
 import Foundation
-import ManifestTesting
+import CoordinatorTesting
 import MarbleKit
 import Synchronization
 import Testing

@@ -1,6 +1,6 @@
 import Attestation
 import Foundation
-import ManifestTesting
+import CoordinatorTesting
 import MarbleKit
 import Synchronization
 import Testing

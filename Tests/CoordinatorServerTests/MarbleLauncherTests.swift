@@ -1,6 +1,6 @@
 import Attestation
 import Foundation
-import ManifestTesting
+import CoordinatorTesting
 import Synchronization
 import Testing
 

@@ -2,7 +2,7 @@ import Attestation
 import AuditLog
 import CoordinatorCore
 import Foundation
-import ManifestTesting
+import CoordinatorTesting
 import Testing
 import X509
 

@@ -1,7 +1,7 @@
 import Attestation
+import CoordinatorTesting
 import Crypto
 import Foundation
-import ManifestTesting
 import MarbleKit
 import Synchronization
 import Testing
@@ -40,6 +40,61 @@ import Testing
             try await Task.sleep(for: .milliseconds(200))
         }
         return false
+    }
+
+    /// A relay between a joining replica and a real one: it passes `/quote` on and answers the
+    /// key request with a key of its own and the real Coordinator's public quote over the
+    /// joiner's nonce. The joiner refuses it (the relay's TLS certificate is not under the root
+    /// the quote binds, and a `/quote` quote is not a hand-over quote) and does not start.
+    @Test func aRelayPassingOnAGenuineQuoteWithItsOwnKeyIsRefused() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: TestData.python.path), "run ./scripts/test")
+        try await PostgresServer.with { database in
+            let url = try await database.createDatabase("relay")
+            let a = try CoordinatorProcess()
+            let b = try CoordinatorProcess(sharingPlatformWith: a)
+            try await a.start(extraArguments: Self.replicaArguments(url))
+            let certFile = a.directory.appendingPathComponent("relay.pem").path
+            let keyFile = a.directory.appendingPathComponent("relay.key").path
+            let made = try await ProcessRunner.run(
+                URL(fileURLWithPath: "/usr/bin/openssl"),
+                [
+                    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj",
+                    "/CN=MarbleRun Coordinator", "-days", "1", "-keyout", keyFile, "-out", certFile,
+                ])
+            try #require(made.status == 0, "\(made.stderr)")
+            let port = a.clientPort - 8_000
+            let relay = Process()
+            relay.executableURL = TestData.python
+            relay.arguments = [
+                TestData.packageRoot.appendingPathComponent("Tests/Support/replica_key_relay.py").path, String(port),
+                certFile, keyFile, "127.0.0.1:\(a.clientPort)",
+            ]
+            // Not the test's own output: an open pipe would keep the test runner waiting.
+            relay.standardOutput = FileHandle.nullDevice
+            relay.standardError = FileHandle.nullDevice
+            try relay.run()
+            defer { kill(relay.processIdentifier, SIGKILL) }
+            let deadline = ContinuousClock.now + .seconds(30)
+            var ready = false
+            while !ready, ContinuousClock.now < deadline {
+                ready = (try? await a.curl(["-k", "https://127.0.0.1:\(port)/api/v2/status"]))?.status == 0
+                if !ready { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            try #require(ready, "the relay did not start")
+
+            await #expect(throws: TestFailure.self) {
+                try await b.start(
+                    extraArguments: [
+                        "--store-backend", "postgres", "--store-url", url, "--log-level", "notice", "--peer",
+                        "127.0.0.1:\(port)",
+                    ])
+            }
+            let log = b.log()
+            #expect(log.contains("not trusted"), "\(log.suffix(1500))")
+            #expect(!log.contains("does not open the state"), "the relay's key was taken for the data key")
+            #expect(!a.log().contains("handed the data key"))
+            #expect(await a.stop() == 0)
+        }
     }
 
     @Test func replicasShareTheStateSurviveAKilledPeerAndADatabaseRestart() async throws {

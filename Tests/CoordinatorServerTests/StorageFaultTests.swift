@@ -1,5 +1,5 @@
 import Foundation
-import ManifestTesting
+import CoordinatorTesting
 import Testing
 
 /// Whether this machine lets tests mount a small tmpfs (root with CAP_SYS_ADMIN).

@@ -2,7 +2,7 @@ import Attestation
 import AuditLog
 import Crypto
 import Foundation
-import ManifestTesting
+import CoordinatorTesting
 import Testing
 import X509
 

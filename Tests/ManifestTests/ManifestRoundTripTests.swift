@@ -1,6 +1,6 @@
 import Foundation
 import Manifest
-import ManifestTesting
+import CoordinatorTesting
 import Testing
 
 @Suite struct ManifestRoundTripTests {

@@ -1,6 +1,6 @@
 import Foundation
 import Manifest
-import ManifestTesting
+import CoordinatorTesting
 import Testing
 
 /// One rule: a change to the fixture and the problems it must (and only it must) cause.

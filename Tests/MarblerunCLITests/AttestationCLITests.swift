@@ -1,5 +1,5 @@
 import Foundation
-import ManifestTesting
+import CoordinatorTesting
 import Testing
 
 /// `marblerun quote verify`, `simulation init` and `package-info` through the real binary.

@@ -1,5 +1,5 @@
 import Foundation
-import ManifestTesting
+import CoordinatorTesting
 
 /// Runs the real `marblerun` binary built next to the tests.
 struct CLIRunner {

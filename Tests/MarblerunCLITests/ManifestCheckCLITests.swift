@@ -1,5 +1,5 @@
 import Foundation
-import ManifestTesting
+import CoordinatorTesting
 import Testing
 
 /// `marblerun manifest check|signature` through the real binary, on the shared sample manifests.

@@ -26,7 +26,7 @@ public enum TestData {
 
     /// The root of this package, found from this source file's location.
     public static let packageRoot: URL = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent()  // ManifestTesting
+        .deletingLastPathComponent()  // CoordinatorTesting
         .deletingLastPathComponent()  // Sources
         .deletingLastPathComponent()
 

@@ -1,8 +1,8 @@
 import Attestation
 import AuditLog
+import CoordinatorTesting
 import Crypto
 import Foundation
-import CoordinatorTesting
 import Store
 import Testing
 import _CryptoExtras
@@ -166,7 +166,7 @@ struct TestFailure: Error, CustomStringConvertible {
         // The store's own open path, as a control: before the update the old key opens every record.
         for key in try await fixture.store.keys(withPrefix: "k/") {
             let record = try #require(try await fixture.store.read(key))
-            #expect(oldState.open(record.bytes, storageName: key) != nil)
+            #expect(oldState.open(record.bytes, storageName: key, version: record.version) != nil)
         }
 
         let newHolders = try ["bob", "carol"].map { try TestRecoveryKey(name: $0) }
@@ -179,7 +179,9 @@ struct TestFailure: Error, CustomStringConvertible {
         #expect(try await oldState.read("core") == nil, "the old data key names no record anymore")
         for key in try await fixture.store.keys(withPrefix: "k/") {
             let record = try #require(try await fixture.store.read(key))
-            #expect(oldState.open(record.bytes, storageName: key) == nil, "record \(key) opens under the old key")
+            #expect(
+                oldState.open(record.bytes, storageName: key, version: record.version) == nil,
+                "record \(key) opens under the old key")
         }
         // Everything moved: a restart finds the same secrets, counts and log.
         let entries = try await fixture.coordinator.updateLog()

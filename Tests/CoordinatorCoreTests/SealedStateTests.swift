@@ -1,9 +1,9 @@
 import Attestation
 import CoordinatorCore
+import CoordinatorTesting
 import Crypto
 import Foundation
 import Manifest
-import CoordinatorTesting
 import Store
 import Testing
 import X509
@@ -148,7 +148,12 @@ import X509
                 guard let error = error as? CoordinatorError else { return false }
                 return error.code == .sealedState && error.message.contains("tampered")
             }
-            try await store.commit([StoreWrite(key: key, value: original.bytes, expectedVersion: original.version + 1)])
+            // Back as it was (ciphertexts authenticate only at their own version), the state opens
+            // again: the next record's refusal is its own.
+            try await SQLiteFile.overwrite(place.database, key: key, value: original.bytes, version: original.version)
+            _ = try await Coordinator.start(
+                verifier: platform.verifier, collateralProvider: StaticCollateralProvider(platform.collateral),
+                store: store, sealer: SimulationSealer(directory: place.directory))
         }
         await store.close()
     }

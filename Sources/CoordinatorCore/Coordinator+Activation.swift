@@ -41,10 +41,7 @@ extension Coordinator {
 
         let uuidRecord = "uuid/\(uuid.uuidString.lowercased())"
         let knownType = try await sealed.read(uuidRecord).map { String(decoding: $0.bytes, as: UTF8.self) }
-        if let knownType, knownType != request.marbleType {
-            throw CoordinatorError(
-                .invalidRequest, "UUID \(uuid) was activated as another marble type; a UUID belongs to one marble")
-        }
+        if let knownType, knownType != request.marbleType { throw Self.uuidOfAnotherType(uuid.uuidString.lowercased()) }
         // Every activation counts, a known UUID's too (MarbleRun: activations >= MaxActivations
         // refuses): otherwise a host could start any number of copies under one UUID.
         // A fast refusal before issuing anything (one read: shards, which only hold activations
@@ -70,8 +67,10 @@ extension Coordinator {
     static let manifestChanged = CoordinatorError(
         .manifestChanged, "the manifest changed during activation; nothing was issued or counted: retry")
 
-    static let uuidOfAnotherType = CoordinatorError(
-        .invalidRequest, "this UUID was activated as another marble type; a UUID belongs to one marble")
+    static func uuidOfAnotherType(_ uuid: String) -> CoordinatorError {
+        CoordinatorError(
+            .invalidRequest, "UUID \(uuid) was activated as another marble type; a UUID belongs to one marble")
+    }
 
     /// Refuses an activation checked under an earlier state than the current one.
     private func checkEpoch(_ epoch: UInt64) throws(CoordinatorError) {

@@ -110,7 +110,7 @@ extension Coordinator {
                         }
                         if let known {
                             guard known == pending.marbleType else {
-                                results.append(.failure(Self.uuidOfAnotherType))
+                                results.append(.failure(Self.uuidOfAnotherType(String(name.dropFirst("uuid/".count)))))
                                 continue
                             }
                             uuidWrite = nil

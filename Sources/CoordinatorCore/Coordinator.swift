@@ -323,6 +323,9 @@ public actor Coordinator {
     /// The manifest's marble types (empty before one is set).
     public var marbleTypes: Set<String> { Set(document?.manifest.map { Array($0.marbles.keys) } ?? []) }
 
+    /// `name` is a marble type of the manifest (a dictionary lookup: the mesh API asks on every activation).
+    public func isMarbleType(_ name: String) -> Bool { document?.manifest?.marbles[name] != nil }
+
     /// The root key's ECDSA signature (ASN.1 DER) over SHA-256 of the manifest's bytes, as
     /// MarbleRun's `manifestSignatureRootECDSA`; nil before a manifest is set.
     public func manifestSignature() throws(CoordinatorError) -> [UInt8]? {

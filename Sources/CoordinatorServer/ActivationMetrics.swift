@@ -13,11 +13,6 @@ final class ActivationMetrics: Sendable {
 
     private let known = Mutex<Set<String>>([])
 
-    /// The label for a requested marble type, given the manifest's types.
-    static func label(for marbleType: String, in types: Set<String>) -> String {
-        types.contains(marbleType) ? marbleType : otherLabel
-    }
-
     /// Creates the counters of marble types not seen before (they start at 0).
     func prepare(_ types: Set<String>) {
         let new = known.withLock { known -> Set<String> in

@@ -132,7 +132,7 @@ public struct CoordinatorServer: Sendable {
         let mesh = GRPCService(
             server: GRPCServer(
                 transport: transport,
-                services: [MeshService(coordinator: coordinator, metrics: activationMetrics, logger: logger)]),
+                services: [MeshService(coordinator: coordinator, logger: logger)]),
             transport: transport, address: configuration.meshAddress, logger: logger)
 
         var services: [any Service] = [client, mesh]

@@ -11,14 +11,13 @@ import X509
 /// bind, comes from the mutual-TLS handshake.
 struct MeshService: Rpc_Marble.SimpleServiceProtocol {
     let coordinator: Coordinator
-    let metrics: ActivationMetrics
     let logger: Logger
 
     func activate(request: Rpc_ActivationReq, context: ServerContext) async throws -> Rpc_ActivationResp {
         let start = ContinuousClock.now
-        let types = await coordinator.marbleTypes
-        metrics.prepare(types)
-        let marbleType = ActivationMetrics.label(for: request.marbleType, in: types)
+        // StateGauge creates the counters of the manifest's types; here only the label is chosen.
+        let marbleType =
+            await coordinator.isMarbleType(request.marbleType) ? request.marbleType : ActivationMetrics.otherLabel
         Counter(label: ActivationMetrics.attempts, dimensions: [("marble_type", marbleType)]).increment()
         let result: Result<ActivationParameters, CoordinatorError>
         do throws(CoordinatorError) {

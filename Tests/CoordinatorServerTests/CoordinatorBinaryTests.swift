@@ -222,8 +222,13 @@ struct CoordinatorBinaryTests {
         return (result.status, json ?? ["stderr": result.stderr])
     }
 
-    /// MarbleRun's wire format: a Python grpcio client generated from MarbleRun's own proto.
-    @Test func aPythonGRPCClientFromMarbleRunsProtoIsActivated() async throws {
+    /// A Coordinator started by MarbleRun's environment names with ActivationManifest set at
+    /// start, for the Python client: its platform, the manifest's enclave, and the root (DER and a
+    /// PEM file).
+    static func startedForPython(maxActivations: Int = 2) async throws -> (
+        coordinator: CoordinatorProcess, platform: SimulatedPlatform, enclave: SimulatedEnclave, root: [UInt8],
+        rootFile: String
+    ) {
         try #require(
             FileManager.default.isExecutableFile(atPath: TestData.python.path),
             "no Python with grpcio at \(TestData.python.path): run ./scripts/test, which creates it")
@@ -232,17 +237,23 @@ struct CoordinatorBinaryTests {
         try platform.write(to: coordinator.simulationDirectory)
         let enclave = ActivationManifest.enclave(on: platform)
         let manifestFile = coordinator.directory.appendingPathComponent("manifest.json")
-        try Data(ActivationManifest.bytes(signerID: enclave.signerID)).write(to: manifestFile)
+        try Data(ActivationManifest.bytes(signerID: enclave.signerID, maxActivations: maxActivations)).write(
+            to: manifestFile)
         // MarbleRun's environment names configure the binary as its flags do.
         try await coordinator.start(environment: ["EDG_STARTUP_MANIFEST": manifestFile.path])
-        let status = try await coordinator.request("GET", "/api/v2/status")
-        #expect((status.json["data"] as? [String: Any])?["code"] as? Int == 3)
-
         let chainText = try #require(
             (try await coordinator.request("GET", "/api/v2/quote").json["data"] as? [String: Any])?["cert"] as? String)
-        let root = try #require(try Self.pemBlocks(chainText).last)
+        let root = try #require(try pemBlocks(chainText).last)
+        let rootFile = try write(try pem(root), "root.pem", in: coordinator.directory)
+        return (coordinator, platform, enclave, root, rootFile)
+    }
+
+    /// MarbleRun's wire format: a Python grpcio client generated from MarbleRun's own proto.
+    @Test func aPythonGRPCClientFromMarbleRunsProtoIsActivated() async throws {
+        let (coordinator, platform, enclave, root, rootFile) = try await Self.startedForPython()
+        let status = try await coordinator.request("GET", "/api/v2/status")
+        #expect((status.json["data"] as? [String: Any])?["code"] as? Int == 3)
         let marble = try TestMarble()
-        let rootFile = try Self.write(try Self.pem(root), "root.pem", in: coordinator.directory)
         func activate(quote: [UInt8], uuid: UUID = UUID()) async throws -> (status: Int32, json: [String: Any]) {
             try await Self.pythonActivate(coordinator, rootFile: rootFile, marble: marble, quote: quote, uuid: uuid)
         }
@@ -272,20 +283,7 @@ struct CoordinatorBinaryTests {
     /// A marble's certificate names only the DNS names and IPs its CSR asks for; a CSR asking
     /// for a URI, an email, a directory name or an otherName is refused with the reason.
     @Test func aCSRAskingForOtherKindsOfNamesIsRefusedOverTheWire() async throws {
-        try #require(
-            FileManager.default.isExecutableFile(atPath: TestData.python.path),
-            "no Python with grpcio at \(TestData.python.path): run ./scripts/test, which creates it")
-        let coordinator = try CoordinatorProcess()
-        let platform = try SimulatedPlatform.generate()
-        try platform.write(to: coordinator.simulationDirectory)
-        let enclave = ActivationManifest.enclave(on: platform)
-        let manifestFile = coordinator.directory.appendingPathComponent("manifest.json")
-        try Data(ActivationManifest.bytes(signerID: enclave.signerID, maxActivations: 0)).write(to: manifestFile)
-        try await coordinator.start(environment: ["EDG_STARTUP_MANIFEST": manifestFile.path])
-        let chainText = try #require(
-            (try await coordinator.request("GET", "/api/v2/quote").json["data"] as? [String: Any])?["cert"] as? String)
-        let root = try #require(try Self.pemBlocks(chainText).last)
-        let rootFile = try Self.write(try Self.pem(root), "root.pem", in: coordinator.directory)
+        let (coordinator, platform, enclave, _, rootFile) = try await Self.startedForPython(maxActivations: 0)
         func activate(_ marble: TestMarble) async throws -> (status: Int32, json: [String: Any]) {
             try await Self.pythonActivate(
                 coordinator, rootFile: rootFile, marble: marble, quote: try marble.quote(platform, enclave: enclave))

@@ -167,12 +167,15 @@ struct SealedStore: Sendable {
 }
 
 /// The highest version of each record seen through one ``SealedStore`` (shared by its copies).
+/// Only versions from 2 on are kept: a record at version 1 has no older ciphertext of itself, so
+/// the write-once records (a UUID per marble, log entries) cost nothing here.
 final class VersionLedger: Sendable {
     private let known = Mutex<[String: Int64]>([:])
 
     func version(of key: String) -> Int64? { known.withLock { $0[key] } }
 
     func saw(_ key: String, at version: Int64) {
+        guard version >= 2 else { return }
         known.withLock { $0[key] = max($0[key] ?? 0, version) }
     }
 

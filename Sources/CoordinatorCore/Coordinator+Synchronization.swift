@@ -9,13 +9,11 @@ extension Coordinator {
     /// stale copy. A no-op unless ``Configuration/sharedStore`` is set.
     public func synchronize() async throws(CoordinatorError) {
         guard configuration.sharedStore else { return }
-        let stored: StoredValue?
-        do {
-            stored = try await sealed.store.read(sealed.storageName("core"))
-        } catch {
-            throw CoordinatorError(.storeUnavailable, "the state store failed: \(error.message)")
+        // One read of the index: it lists the core record's version, and every record read after
+        // it is checked against what it lists, also records another replica wrote.
+        if try await sealed.refreshIndex(), sealed.index.version(of: sealed.storageName("core")) == coreVersion {
+            return
         }
-        if stored?.version == coreVersion { return }
         try await reload()
     }
 
@@ -23,8 +21,8 @@ extension Coordinator {
     /// opened with the newly sealed key.
     func reload() async throws(CoordinatorError) {
         var current = sealed
-        var record = try await current.read("core")
-        if record == nil {
+        // No index under the current data key: another replica moved the state to a new one.
+        if try await !current.refreshIndex() {
             let sealedKey: StoredValue?
             do {
                 sealedKey = try await sealed.store.read(SealedStore.sealedDataKeyName)
@@ -37,9 +35,9 @@ extension Coordinator {
             let dataKey = try await Self.unsealDataKey(
                 sealedKey, store: sealed.store, sealer: sealer, dataKeySource: dataKeySource)
             current = SealedStore(store: sealed.store, dataKey: dataKey)
-            record = try await current.read("core")
         }
-        guard let record else {
+        try await current.verifyRecords()
+        guard let record = try await current.read("core") else {
             throw CoordinatorError(.sealedState, "the Coordinator state disappeared from the store")
         }
         let loaded = try await Loaded(record, from: current, configuration: configuration)

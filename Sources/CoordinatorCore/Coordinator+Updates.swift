@@ -384,7 +384,7 @@ extension Coordinator {
             events, at: configuration.now(), signedBy: pki.rootKey, in: target)
         let coreWrite = try target.write("core", newCore.encoded(), expectedVersion: rekey == nil ? coreVersion : nil)
         do {
-            try await sealed.commit((rekey?.writes ?? []) + [coreWrite] + logWrites + extra)
+            try await target.commit((rekey?.writes ?? []) + [coreWrite] + logWrites + extra)
         } catch  where error.code == .conflict && configuration.sharedStore {
             try? await reload()
             throw CoordinatorError(

@@ -173,6 +173,7 @@ public actor Coordinator {
                     now: configuration.now))
         }
         let sealed = SealedStore(store: store, dataKey: dataKey)
+        try await sealed.verifyRecords()
         guard let record = try await sealed.read("core") else {
             throw CoordinatorError(
                 .sealedState, "the store has a sealed data key but no Coordinator state; refusing to start over it")
@@ -269,7 +270,7 @@ public actor Coordinator {
         let core: CoreState
         let pki: CoordinatorPKI
         do {
-            if !(try await store.keys(withPrefix: "k/")).isEmpty {
+            for prefix in SealedStore.recordPrefixes where !(try await store.keys(withPrefix: prefix)).isEmpty {
                 throw CoordinatorError(
                     .sealedState, "the store holds records but no sealed data key; refusing to start over it")
             }

@@ -7,9 +7,142 @@ import Testing
 @testable import CoordinatorCore
 
 /// Whoever can write the state database may put back an older ciphertext of a record, with
-/// its older version, while the Coordinator runs. Each ciphertext authenticates only at its own
-/// version, and a version below one this Coordinator already read or wrote is refused.
+/// its older version, or delete it, while the Coordinator runs or while it is stopped. Each
+/// ciphertext authenticates only at its own version, and the sealed index lists every changing
+/// record's version: a record below it (or below a version already read), a listed record
+/// missing, or an index older than the records is refused, at start and on every read.
 @Suite struct RollbackTests {
+    static func activate(
+        _ coordinator: Coordinator, _ platform: SimulatedPlatform, type: String = "backend"
+    ) async throws {
+        let marble = try TestMarble()
+        _ = try await coordinator.activate(
+            marble.request(platform, enclave: ActivationManifest.enclave(on: platform), type: type),
+            peerCertificate: marble.certificate)
+    }
+
+    /// A Coordinator on the state in `place` with a manifest set (backend: at most 2 activations).
+    static func startWithManifest(
+        _ place: SealedStateTests.Place, _ platform: SimulatedPlatform
+    ) async throws -> (Coordinator, SQLiteStore) {
+        let (coordinator, store) = try await SealedStateTests.start(place, platform: platform)
+        _ = try await coordinator.setManifest(
+            CoordinatorFixture.manifest(signerID: ActivationManifest.enclave(on: platform).signerID, maxActivations: 2))
+        return (coordinator, store)
+    }
+
+    /// Starting on the state in `place` fails with a sealed-state error that says `reason`.
+    static func expectStartRefused(
+        _ place: SealedStateTests.Place, _ platform: SimulatedPlatform, _ reason: String,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) async {
+        await expectCode(.sealedState, saying: reason, sourceLocation: sourceLocation) {
+            let (coordinator, store) = try await SealedStateTests.start(place, platform: platform)
+            _ = coordinator
+            await store.close()
+        }
+    }
+
+    @Test func aCountPutBackOrDeletedWhileStoppedStopsStartUp() async throws {
+        let platform = try SimulatedPlatform.generate()
+        let place = SealedStateTests.Place()
+        let (coordinator, store) = try await Self.startWithManifest(place, platform)
+        try await Self.activate(coordinator, platform)
+        let key = await coordinator.sealed.storageName("count/backend")
+        let first = try #require(try await store.read(key))
+        try await Self.activate(coordinator, platform)
+        let second = try #require(try await store.read(key))
+        await store.close()
+
+        // A new process knows no version: the index it opens the state with does.
+        try await SQLiteFile.overwrite(place.database, key: key, value: first.bytes, version: first.version)
+        await Self.expectStartRefused(place, platform, "count/backend\" was put back to an older version")
+
+        // Put back as it was, the state opens and the limit holds.
+        try await SQLiteFile.overwrite(place.database, key: key, value: second.bytes, version: second.version)
+        let (restarted, restartedStore) = try await SealedStateTests.start(place, platform: platform)
+        #expect(try await restarted.activationCount("backend") == 2)
+        await expectCode(.activationLimit) { try await Self.activate(restarted, platform) }
+        await restartedStore.close()
+
+        // Deleted, the count would start again at 0.
+        try await SQLiteFile.delete(place.database, key: key)
+        await Self.expectStartRefused(place, platform, "listed in the state's index is missing")
+    }
+
+    @Test func aCountDeletedWhileRunningIsRefused() async throws {
+        let platform = try SimulatedPlatform.generate()
+        let place = SealedStateTests.Place()
+        let (coordinator, store) = try await Self.startWithManifest(place, platform)
+        defer { Task { await store.close() } }
+        try await Self.activate(coordinator, platform)
+        let key = await coordinator.sealed.storageName("count/backend")
+        try await SQLiteFile.delete(place.database, key: key)
+        await expectCode(.sealedState, saying: "count/backend\" is listed") {
+            try await Self.activate(coordinator, platform)
+        }
+    }
+
+    /// The index put back together with the count it lists: the records written since (a count
+    /// of another marble type, the newer count) are newer than that index.
+    @Test func theIndexPutBackWithACountIsCaughtByWhatWasWrittenSince() async throws {
+        let platform = try SimulatedPlatform.generate()
+        let place = SealedStateTests.Place()
+        let (coordinator, store) = try await Self.startWithManifest(place, platform)
+        try await Self.activate(coordinator, platform)
+        let countKey = await coordinator.sealed.storageName("count/backend")
+        let indexKey = await coordinator.sealed.storageName(SealedStore.indexName)
+        let count = try #require(try await store.read(countKey))
+        let index = try #require(try await store.read(indexKey))
+        try await Self.activate(coordinator, platform, type: "probe")
+        try await Self.activate(coordinator, platform)
+
+        // While running, the index alone below the version this Coordinator wrote is refused.
+        let latestIndex = try #require(try await store.read(indexKey))
+        try await SQLiteFile.overwrite(place.database, key: indexKey, value: index.bytes, version: index.version)
+        await expectCode(.sealedState, saying: "\"index\" was put back") {
+            try await Self.activate(coordinator, platform, type: "probe")
+        }
+        try await SQLiteFile.overwrite(
+            place.database, key: indexKey, value: latestIndex.bytes, version: latestIndex.version)
+        await store.close()
+
+        try await SQLiteFile.overwrite(place.database, key: indexKey, value: index.bytes, version: index.version)
+        try await SQLiteFile.overwrite(place.database, key: countKey, value: count.bytes, version: count.version)
+        await Self.expectStartRefused(place, platform, "is newer than the state's index")
+    }
+
+    /// A replica that never read a record another replica wrote catches it put back: every
+    /// request reads the index first, which lists the version the other replica wrote.
+    @Test func aReplicaCatchesACountPutBackThatOnlyTheOtherReplicaWrote() async throws {
+        let platform = try SimulatedPlatform.generate()
+        let place = SealedStateTests.Place()
+        try FileManager.default.createDirectory(at: place.directory, withIntermediateDirectories: true)
+        let store = try await SQLiteStore.open(path: place.database)
+        defer { Task { await store.close() } }
+        var configuration = Coordinator.Configuration()
+        configuration.sharedStore = true
+        let sealer = EphemeralSealer()
+        func start() async throws -> Coordinator {
+            try await Coordinator.start(
+                configuration: configuration, verifier: platform.verifier,
+                collateralProvider: StaticCollateralProvider(platform.collateral), store: store, sealer: sealer)
+        }
+        let a = try await start()
+        let b = try await start()
+        _ = try await a.setManifest(
+            CoordinatorFixture.manifest(signerID: ActivationManifest.enclave(on: platform).signerID, maxActivations: 3))
+        try await Self.activate(a, platform)
+        let key = await a.sealed.storageName("count/backend")
+        let first = try #require(try await store.read(key))
+        try await Self.activate(a, platform)
+
+        try await SQLiteFile.overwrite(place.database, key: key, value: first.bytes, version: first.version)
+        await expectCode(.sealedState, saying: "older version") {
+            try await Self.activate(b, platform)
+        }
+    }
+
     @Test func anActivationCountPutBackToAnOlderCiphertextIsRefused() async throws {
         let platform = try SimulatedPlatform.generate()
         let place = SealedStateTests.Place()
@@ -35,11 +168,8 @@ import Testing
         await expectCode(.sealedState) { try await activate() }
         // The older ciphertext with its own older version authenticates, but is below what was seen.
         try await SQLiteFile.overwrite(place.database, key: key, value: first.bytes, version: first.version)
-        await #expect {
+        await expectCode(.sealedState, saying: "older version") {
             try await activate()
-        } throws: { error in
-            let error = error as? CoordinatorError
-            return error?.code == .sealedState && error?.message.contains("older version") == true
         }
         // Put back as it was, the limit still holds: nothing was counted by the refusals.
         try await SQLiteFile.overwrite(place.database, key: key, value: second.bytes, version: second.version)

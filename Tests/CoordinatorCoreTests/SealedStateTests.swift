@@ -134,7 +134,7 @@ import X509
         let (coordinator, store) = try await Self.start(place, platform: platform)
         _ = try await coordinator.setManifest(CoordinatorFixture.manifest(signerID: platform.defaultSigner.signerID))
         // Flip one byte in every sealed record, one record at a time.
-        for key in try await store.keys(withPrefix: "k/") {
+        for key in try await store.keys(withPrefix: "k/") + store.keys(withPrefix: "o/") {
             let original = try #require(try await store.read(key))
             var flipped = original.bytes
             flipped[flipped.count / 2] ^= 0x01

@@ -41,11 +41,56 @@ import Testing
         try await sealed.commit((0..<20).map { try! sealed.write("record \($0)", [UInt8($0)], expectedVersion: nil) })
         let newKey = Array(repeating: UInt8(7), count: 32)
         let (writes, next) = try await sealed.rekeyWrites(to: newKey, replacing: ["record 3"])
-        try await sealed.commit(writes)
+        try await next.commit(writes)
+        let old = SealedStore(store: store, dataKey: Self.key)
         for index in 0..<20 {
-            #expect(try await sealed.read("record \(index)") == nil)
+            #expect(try await old.read("record \(index)") == nil)
             #expect(try await next.read("record \(index)")?.bytes == (index == 3 ? nil : [UInt8(index)]))
         }
-        #expect(try await store.keys(withPrefix: "k/").count == 19)
+        // 19 records and the new key's index.
+        #expect(try await store.keys(withPrefix: "k/").count == 20)
+    }
+
+    @Test func anIndexDecodesOnlyWhenWellFormed() throws {
+        let a = "k/" + String(repeating: "0a", count: 32)
+        let b = "k/" + String(repeating: "ff", count: 32)
+        let index = RecordIndex([a: 1, b: 70_000])
+        let bytes = index.encoded()
+        #expect(bytes.count == 4 + 2 * 40)
+        #expect(RecordIndex.decode(bytes) == index)
+        #expect(RecordIndex.decode(RecordIndex().encoded()) == RecordIndex())
+        // Truncated, extended, a count that does not match, names out of order, version 0.
+        #expect(RecordIndex.decode(Array(bytes.dropLast())) == nil)
+        #expect(RecordIndex.decode(bytes + [0]) == nil)
+        #expect(RecordIndex.decode([]) == nil)
+        var count = bytes
+        count[3] = 3
+        #expect(RecordIndex.decode(count) == nil)
+        let swapped = Array(bytes[0..<4]) + Array(bytes[44..<84]) + Array(bytes[4..<44])
+        #expect(RecordIndex.decode(swapped) == nil)
+        let repeated = Array(bytes[0..<44]) + Array(bytes[4..<44])
+        #expect(RecordIndex.decode(repeated) == nil)
+        var zero = bytes
+        zero.replaceSubrange(36..<44, with: [UInt8](repeating: 0, count: 8))
+        #expect(RecordIndex.decode(zero) == nil)
+        // A huge count in few bytes is refused before anything is allocated for it.
+        #expect(RecordIndex.decode([0xFF, 0xFF, 0xFF, 0xFF]) == nil)
+    }
+
+    @Test func everyCommitListsTheRecordsItChangesButNotTheWriteOnceOnes() async throws {
+        let store = MemoryStore()
+        let sealed = SealedStore(store: store, dataKey: Self.key)
+        try await sealed.commit([
+            try sealed.write("count/a", [1], expectedVersion: nil),
+            try sealed.write("uuid/1", [2], expectedVersion: nil),
+        ])
+        try await sealed.commit([try sealed.write("count/a", [3], expectedVersion: 1)])
+        // Another store on the same data (a restart) reads the index the commits wrote.
+        let reopened = SealedStore(store: store, dataKey: Self.key)
+        try await reopened.verifyRecords()
+        #expect(reopened.index.snapshot.version == 2)
+        #expect(reopened.index.snapshot.index.versions == [sealed.storageName("count/a"): 2])
+        #expect(sealed.storageName("uuid/1").hasPrefix(SealedStore.writeOncePrefix))
+        #expect(try await reopened.read("uuid/1")?.bytes == [2])
     }
 }

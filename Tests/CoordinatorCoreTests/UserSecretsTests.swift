@@ -1,10 +1,10 @@
 import Attestation
 import AuditLog
 import CoordinatorCore
+import CoordinatorTesting
 import Crypto
 import Foundation
 import Manifest
-import CoordinatorTesting
 import Store
 import Testing
 import X509
@@ -81,10 +81,17 @@ struct UserFixture {
     }
 }
 
-func expectCode(_ code: CoordinatorError.Code, _ body: () async throws -> Void) async {
-    await #expect {
+/// Expects `body` to throw a ``CoordinatorError`` with `code`, and if given a message containing `saying`.
+func expectCode(
+    _ code: CoordinatorError.Code, saying: String? = nil, sourceLocation: SourceLocation = #_sourceLocation,
+    _ body: () async throws -> Void
+) async {
+    await #expect(sourceLocation: sourceLocation) {
         try await body()
-    } throws: { ($0 as? CoordinatorError)?.code == code }
+    } throws: { error in
+        guard let error = error as? CoordinatorError, error.code == code else { return false }
+        return saying.map { error.message.contains($0) } ?? true
+    }
 }
 
 @Suite struct UserSecretsTests {

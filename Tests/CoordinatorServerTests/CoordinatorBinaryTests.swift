@@ -359,7 +359,7 @@ struct CoordinatorBinaryTests {
         let store = try await SQLiteStore.open(
             path: coordinator.sealDirectory.appendingPathComponent("coordinator.sqlite").path)
         var largest: (key: String, value: StoredValue)?
-        for key in try await store.keys(withPrefix: "k/") {
+        for key in try await store.keys(withPrefix: "k/") + store.keys(withPrefix: "o/") {
             let value = try #require(try await store.read(key))
             if value.bytes.count > largest?.value.bytes.count ?? 0 { largest = (key, value) }
         }

@@ -97,7 +97,8 @@ public actor RecoveryCoordinator {
         }
         do {
             var writes: [StoreWrite] = []
-            for key in try await store.keys(withPrefix: "k/")
+            for key in try await store.keys(withPrefix: SealedStore.indexedPrefix)
+                + store.keys(withPrefix: SealedStore.writeOncePrefix)
                 + store.keys(withPrefix: Coordinator.replicaKeyPrefix)
                 + [SealedStore.sealedDataKeyName, RecoveryData.storeKey]
             {

@@ -7,24 +7,32 @@ import Synchronization
 /// The Coordinator's view of its store: every record encrypted with the 32-byte data key
 /// (AES-256-GCM) under a name the store cannot read (HMAC of the record's name). The plaintext
 /// starts with the record's name, so the state can be re-encrypted under a new data key without
-/// a list of names; the storage name and a format tag are the authenticated data, so records
-/// cannot be swapped. The store sees ciphertext only.
+/// a list of names; the storage name, the version the store keeps the record at and a format tag
+/// are the authenticated data, so records cannot be swapped and a ciphertext passes only at its
+/// own version. The store sees ciphertext only.
 ///
-/// Each ciphertext is also bound to the version the store keeps it at (part of the
-/// authenticated data), and every version this Coordinator saw or wrote is remembered: a record
-/// put back to an older ciphertext of itself, with its older version, is refused when read.
-/// (Across a restart nothing is remembered yet; see docs/threat-model.md.)
+/// Records that change are listed with their versions in a sealed ``RecordIndex`` that every
+/// commit rewrites, so a record put back to an older ciphertext of itself, or deleted, is refused
+/// when read and when the state is opened (``verifyRecords()``), also after a restart; records
+/// written once (a marble's UUID, audit log entries) have no older ciphertext and are not listed.
+/// Putting back the index together with every record changed since (the whole state as it was)
+/// is not detected; see docs/threat-model.md.
 struct SealedStore: Sendable {
     static let sealedDataKeyName = "sealed-data-key"
-    static let formatTag = "marblerun-swift state v3"
+    static let formatTag = "marblerun-swift state v4"
+    /// Storage names of records listed in the index, and of records written once.
+    static let indexedPrefix = "k/"
+    static let writeOncePrefix = "o/"
+    static let recordPrefixes = [indexedPrefix, writeOncePrefix]
+    static let indexName = "index"
 
     let store: any StateStore
     private let dataKey: SymmetricKey
     /// The data key itself, which recovery shares are made of.
     let dataKeyBytes: [UInt8]
     private let nameKey: SymmetricKey
-    /// The highest version of each record (storage name) read or committed through this store.
-    let versions: VersionLedger
+    /// The stored index as last read or written, shared by this store's copies.
+    let index: IndexCache
 
     init(store: any StateStore, dataKey: [UInt8]) {
         self.store = store
@@ -33,11 +41,17 @@ struct SealedStore: Sendable {
         nameKey = HKDF<SHA256>.deriveKey(
             inputKeyMaterial: SymmetricKey(data: dataKey), info: Array("marblerun-swift record names".utf8),
             outputByteCount: 32)
-        versions = VersionLedger()
+        index = IndexCache()
+    }
+
+    /// Records that are written once and never changed or deleted, so never listed in the index.
+    static func isWriteOnce(_ name: String) -> Bool {
+        name.hasPrefix("uuid/") || (name.hasPrefix("log/") && name != AuditTrail.headName)
     }
 
     func storageName(_ name: String) -> String {
-        "k/" + Hex.encode(HMAC<SHA256>.authenticationCode(for: Array(name.utf8), using: nameKey))
+        (Self.isWriteOnce(name) ? Self.writeOncePrefix : Self.indexedPrefix)
+            + Hex.encode(HMAC<SHA256>.authenticationCode(for: Array(name.utf8), using: nameKey))
     }
 
     private func associatedData(storageName: String, version: Int64) -> [UInt8] {
@@ -59,67 +73,173 @@ struct SealedStore: Sendable {
     }
 
     /// The decrypted record and its version, nil if absent; a record that does not
-    /// authenticate is an error that names it, never treated as absent.
+    /// authenticate, is older than the index or a read before, or is listed but missing, is an
+    /// error that names it, never treated as absent.
     func read(_ name: String) async throws(CoordinatorError) -> (bytes: [UInt8], version: Int64)? {
         let key = storageName(name)
+        let indexed = key.hasPrefix(Self.indexedPrefix)
+        if indexed { try await loadIndex() }
         // A version known before the read began: a linearizable store cannot answer below it.
-        let floor = versions.version(of: key)
-        let stored: StoredValue?
+        let floor = indexed ? index.version(of: key) : nil
+        let stored = try await fetch(key)
+        guard let stored else {
+            guard floor != nil else { return nil }
+            // Listed but absent: deleted behind the Coordinator's back, unless another replica
+            // moved the whole state to a new data key (new storage names, no index under this one).
+            guard try await refreshIndex() else {
+                throw CoordinatorError(
+                    .conflict, "the state moved to a new data key while this request was processed; retry")
+            }
+            if index.version(of: key) != nil { throw Self.missing(name) }
+            return nil
+        }
+        let record = try opened(stored, storageName: key, name: name)
+        if let floor, stored.version < floor { throw Self.rolledBack(name) }
+        if indexed { index.saw(key, at: stored.version) }
+        return (record.contents, stored.version)
+    }
+
+    private func fetch(_ key: String) async throws(CoordinatorError) -> StoredValue? {
         do {
-            stored = try await store.read(key)
+            return try await store.read(key)
         } catch {
             throw CoordinatorError(.storeUnavailable, "the state store failed: \(error.message)")
         }
-        // Absent is not an older ciphertext: another replica may have moved the state to a new
-        // data key (new storage names), which the caller then looks for.
-        guard let stored else { return nil }
-        guard let record = open(stored.bytes, storageName: key, version: stored.version), record.name == name else {
-            if let box = try? AES.GCM.SealedBox(combined: stored.bytes),
-                (try? AES.GCM.open(box, using: dataKey, authenticating: Array("marblerun-swift state v1|\(name)".utf8)))
+    }
+
+    /// The record `stored` as kept under `key`, which must be `name` (nil: any name).
+    private func opened(_ stored: StoredValue, storageName key: String, name: String?) throws(CoordinatorError) -> (
+        name: String, contents: [UInt8]
+    ) {
+        if let record = open(stored.bytes, storageName: key, version: stored.version),
+            name == nil || record.name == name
+        {
+            return record
+        }
+        if let box = try? AES.GCM.SealedBox(combined: stored.bytes),
+            ["marblerun-swift state v1|\(name ?? "core")", "marblerun-swift state v2|\(key)"]
+                .map({ Array($0.utf8) }).contains(where: {
+                    (try? AES.GCM.open(box, using: dataKey, authenticating: $0)) != nil
+                })
+                || (try? AES.GCM.open(
+                    box, using: dataKey,
+                    authenticating: Array("marblerun-swift state v3|k/\(key.dropFirst(2))|\(stored.version)".utf8)))
                     != nil
-                    || (try? AES.GCM.open(
-                        box, using: dataKey, authenticating: Array("marblerun-swift state v2|\(key)".utf8))) != nil
-            {
-                throw CoordinatorError(
-                    .sealedState,
-                    "the sealed state was written by an earlier development build (state format v1), which this Coordinator does not read; start with a new seal directory"
-                )
-            }
+        {
             throw CoordinatorError(
                 .sealedState,
-                "the sealed state record \"\(name)\" is corrupt or was tampered with (it does not authenticate); refusing to use it"
+                "the sealed state was written by an earlier development build (state format v1 to v3), which this Coordinator does not read; start with a new seal directory"
             )
         }
-        if let floor, stored.version < floor { throw Self.rolledBack(name) }
-        versions.saw(key, at: stored.version)
-        return (record.contents, stored.version)
+        throw CoordinatorError(
+            .sealedState,
+            "the sealed state record \"\(name ?? "index")\" is corrupt or was tampered with (it does not authenticate); refusing to use it"
+        )
     }
 
     static func rolledBack(_ name: String) -> CoordinatorError {
         CoordinatorError(
             .sealedState,
-            "the sealed state record \"\(name)\" was put back to an older version than this Coordinator already read or wrote (a rollback in the store); refusing to use it"
+            "the sealed state record \"\(name)\" was put back to an older version than the state's index or an earlier read lists (a rollback in the store); refusing to use it"
         )
+    }
+
+    static func missing(_ name: String) -> CoordinatorError {
+        CoordinatorError(
+            .sealedState,
+            "the sealed state record \"\(name)\" is listed in the state's index but missing from the store (deleted behind the Coordinator's back); refusing to go on without it"
+        )
+    }
+
+    private func loadIndex() async throws(CoordinatorError) {
+        if !index.snapshot.loaded { _ = try await refreshIndex() }
+    }
+
+    /// Reads the stored index again and adopts it; false if there is none under this data key.
+    /// An index below the version already seen is a rollback.
+    @discardableResult
+    func refreshIndex() async throws(CoordinatorError) -> Bool {
+        let key = storageName(Self.indexName)
+        let floor = index.snapshot.version
+        guard let stored = try await fetch(key) else {
+            index.adopt(RecordIndex(), at: nil)
+            return false
+        }
+        let record = try opened(stored, storageName: key, name: Self.indexName)
+        guard let decoded = RecordIndex.decode(record.contents) else {
+            throw CoordinatorError(.sealedState, "the sealed state's index is malformed; refusing to use it")
+        }
+        if let floor, stored.version < floor { throw Self.rolledBack(Self.indexName) }
+        index.adopt(decoded, at: stored.version)
+        return true
+    }
+
+    /// Checks every listed record against the index and the index against the records, as the
+    /// state is opened: a record below its listed version (put back), a listed record missing
+    /// (deleted), or a record newer than the index that lists it or not listed at all (the index
+    /// put back) stops the Coordinator. Differences a concurrent commit explains (the index
+    /// moved meanwhile) are checked again.
+    func verifyRecords() async throws(CoordinatorError) {
+        let indexKey = storageName(Self.indexName)
+        for _ in 1...8 {
+            guard try await refreshIndex() else {
+                throw CoordinatorError(
+                    .sealedState,
+                    "the sealed state has no index of its records (deleted, or written by an earlier development build); refusing to use it"
+                )
+            }
+            let before = index.snapshot
+            let keys: [String]
+            do {
+                keys = try await store.keys(withPrefix: Self.indexedPrefix).filter { $0 != indexKey }
+            } catch {
+                throw CoordinatorError(.storeUnavailable, "the state store failed: \(error.message)")
+            }
+            var unexplained: CoordinatorError?
+            for key in keys {
+                guard let stored = try await fetch(key) else { continue }
+                let listed = before.index.versions[key]
+                if let listed, stored.version == listed { continue }
+                let name = try opened(stored, storageName: key, name: nil).name
+                if let listed, stored.version < listed { throw Self.rolledBack(name) }
+                unexplained = CoordinatorError(
+                    .sealedState,
+                    "the sealed state record \"\(name)\" is newer than the state's index (the index was put back to an older version); refusing to use it"
+                )
+            }
+            if unexplained == nil, before.index.versions.keys.contains(where: { !keys.contains($0) }) {
+                unexplained = CoordinatorError(
+                    .sealedState,
+                    "a sealed state record listed in the state's index is missing from the store (deleted behind the Coordinator's back); refusing to use the state"
+                )
+            }
+            guard let unexplained else { return }
+            // Only a commit made meanwhile (another replica) explains a difference.
+            try await refreshIndex()
+            if index.snapshot.version == before.version { throw unexplained }
+        }
+        throw CoordinatorError(
+            .storeUnavailable, "the state kept changing while its records were checked against the index; retry")
     }
 
     /// Writes that move every record to `newDataKey` (new storage names, new ciphertexts),
     /// except the records named in `replacing`, which the caller writes itself; and the store
-    /// that reads them. Applied in one commit, the old data key no longer opens anything.
+    /// that reads them. Committed through the returned store, which writes the new index, in one
+    /// commit, the old data key no longer opens anything.
     func rekeyWrites(to newDataKey: [UInt8], replacing: Set<String>) async throws(CoordinatorError) -> (
         writes: [StoreWrite], store: SealedStore
     ) {
         let next = SealedStore(store: store, dataKey: newDataKey)
         var writes: [StoreWrite] = []
         do {
-            for key in try await store.keys(withPrefix: "k/") {
-                guard let stored = try await store.read(key) else { continue }
-                guard let record = open(stored.bytes, storageName: key, version: stored.version) else {
-                    throw CoordinatorError(
-                        .sealedState, "a sealed state record does not authenticate; refusing to re-encrypt the state")
-                }
-                writes.append(StoreWrite(key: key, value: nil, expectedVersion: stored.version))
-                if !replacing.contains(record.name) {
-                    writes.append(try next.write(record.name, record.contents, expectedVersion: nil))
+            for prefix in Self.recordPrefixes {
+                for key in try await store.keys(withPrefix: prefix) {
+                    guard let stored = try await store.read(key) else { continue }
+                    let record = try opened(stored, storageName: key, name: nil)
+                    writes.append(StoreWrite(key: key, value: nil, expectedVersion: stored.version))
+                    if !replacing.contains(record.name), record.name != Self.indexName {
+                        writes.append(try next.write(record.name, record.contents, expectedVersion: nil))
+                    }
                 }
             }
         } catch let error as CoordinatorError {
@@ -127,6 +247,8 @@ struct SealedStore: Sendable {
         } catch {
             throw CoordinatorError(.storeUnavailable, "the state store failed while re-encrypting the state")
         }
+        // The new key's index starts empty: the commit lists what it writes.
+        next.index.adopt(RecordIndex(), at: nil)
         return (writes, next)
     }
 
@@ -147,37 +269,32 @@ struct SealedStore: Sendable {
         }
     }
 
+    /// Commits `writes` together with the index they change. A conflict on the index alone
+    /// (another commit moved it) is retried on the new index; any other conflict is the caller's.
     func commit(_ writes: [StoreWrite]) async throws(CoordinatorError) {
-        do {
-            try await store.commit(writes)
-            for write in writes where !write.isCheck && write.key.hasPrefix("k/") {
-                if write.value != nil {
-                    versions.saw(write.key, at: (write.expectedVersion ?? 0) + 1)
-                } else {
-                    versions.forget(write.key)
-                }
+        try await loadIndex()
+        let indexKey = storageName(Self.indexName)
+        let listed = writes.filter { !$0.isCheck && $0.key.hasPrefix(Self.indexedPrefix) && $0.key != indexKey }
+        for _ in 1...16 {
+            let base = index.snapshot
+            var next = base.index
+            for write in listed {
+                next.versions[write.key] = write.value == nil ? nil : (write.expectedVersion ?? 0) + 1
             }
-        } catch {
-            if error.code == .conflict {
+            var all = writes
+            if !listed.isEmpty { all.append(try write(Self.indexName, next.encoded(), expectedVersion: base.version)) }
+            do {
+                try await store.commit(all)
+                if !listed.isEmpty { index.adopt(next, at: (base.version ?? 0) + 1) }
+                return
+            } catch {
+                guard error.code == .conflict else {
+                    throw CoordinatorError(.storeUnavailable, "the state store failed: \(error.message)")
+                }
+                if !listed.isEmpty, try await refreshIndex(), index.snapshot.version != base.version { continue }
                 throw CoordinatorError(.conflict, "the state changed concurrently: \(error.message)")
             }
-            throw CoordinatorError(.storeUnavailable, "the state store failed: \(error.message)")
         }
+        throw CoordinatorError(.conflict, "the state's index changed concurrently too often; retry")
     }
-}
-
-/// The highest version of each record seen through one ``SealedStore`` (shared by its copies).
-/// Only versions from 2 on are kept: a record at version 1 has no older ciphertext of itself, so
-/// the write-once records (a UUID per marble, log entries) cost nothing here.
-final class VersionLedger: Sendable {
-    private let known = Mutex<[String: Int64]>([:])
-
-    func version(of key: String) -> Int64? { known.withLock { $0[key] } }
-
-    func saw(_ key: String, at version: Int64) {
-        guard version >= 2 else { return }
-        known.withLock { $0[key] = max($0[key] ?? 0, version) }
-    }
-
-    func forget(_ key: String) { _ = known.withLock { $0.removeValue(forKey: key) } }
 }

@@ -1,0 +1,77 @@
+import Attestation
+import Synchronization
+
+/// The version of every record that changes (storage name → version), kept as one sealed
+/// record that each commit rewrites with the records it writes. Bound to its own version like
+/// every record, it is the authenticated list a record put back to an older ciphertext of itself
+/// (or deleted) is caught against, also by a Coordinator that never read the record before: at
+/// start, on every read, and by a replica reading what another replica wrote.
+///
+/// Encoded as a 4-byte big-endian count, then per record its 32-byte storage name (without the
+/// `k/` prefix) and its 8-byte big-endian version, in storage-name order.
+struct RecordIndex: Sendable, Hashable {
+    var versions: [String: Int64]
+
+    init(_ versions: [String: Int64] = [:]) { self.versions = versions }
+
+    func encoded() -> [UInt8] {
+        var bytes = withUnsafeBytes(of: UInt32(versions.count).bigEndian) { Array($0) }
+        bytes.reserveCapacity(4 + versions.count * 40)
+        for (key, version) in versions.sorted(by: { $0.key < $1.key }) {
+            bytes += Hex.decode(String(key.dropFirst(SealedStore.indexedPrefix.count))) ?? []
+            bytes += withUnsafeBytes(of: version.bigEndian) { Array($0) }
+        }
+        return bytes
+    }
+
+    /// The index in `bytes`; nil unless they are exactly one well-formed index (names in strictly
+    /// increasing order, versions from 1).
+    static func decode(_ bytes: [UInt8]) -> RecordIndex? {
+        guard bytes.count >= 4 else { return nil }
+        let count = bytes[0..<4].reduce(0) { $0 << 8 | Int($1) }
+        guard bytes.count == 4 + count * 40 else { return nil }
+        var versions: [String: Int64] = [:]
+        versions.reserveCapacity(count)
+        var previous = ""
+        for entry in 0..<count {
+            let start = 4 + entry * 40
+            let key = SealedStore.indexedPrefix + Hex.encode(bytes[start..<(start + 32)])
+            let version = bytes[(start + 32)..<(start + 40)].reduce(Int64(0)) { $0 << 8 | Int64($1) }
+            guard key > previous, version >= 1 else { return nil }
+            versions[key] = version
+            previous = key
+        }
+        return RecordIndex(versions)
+    }
+}
+
+/// What one ``SealedStore`` (and its copies) knows of the stored index: its version when last
+/// read or written, and each listed record's version, raised by reads that found a newer one.
+final class IndexCache: Sendable {
+    struct Snapshot: Sendable {
+        /// False until the index was first read or written.
+        var loaded = false
+        /// The index record's version; nil when no index is stored.
+        var version: Int64?
+        var index = RecordIndex()
+    }
+
+    private let state = Mutex(Snapshot())
+
+    var snapshot: Snapshot { state.withLock { $0 } }
+
+    func version(of key: String) -> Int64? { state.withLock { $0.index.versions[key] } }
+
+    /// A read found `key` at `version`: later reads must not find it lower.
+    func saw(_ key: String, at version: Int64) {
+        state.withLock { $0.index.versions[key] = max($0.index.versions[key] ?? 0, version) }
+    }
+
+    /// Adopts an index read or written at `version`, unless a newer one was adopted meanwhile.
+    func adopt(_ index: RecordIndex, at version: Int64?) {
+        state.withLock { current in
+            if current.loaded, let known = current.version, (version ?? 0) < known { return }
+            current = Snapshot(loaded: true, version: version, index: index)
+        }
+    }
+}

@@ -84,7 +84,7 @@ let package = Package(
         .target(
             name: "AttestationPCCS",
             dependencies: [
-                "Attestation",
+                "Attestation", "JSONText",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -156,7 +156,7 @@ let package = Package(
         .target(
             name: "CoordinatorServer",
             dependencies: [
-                "CoordinatorCore", "MeshAPI", "Manifest", "Attestation", "Store", "JSONText",
+                "CoordinatorCore", "MeshAPI", "Manifest", "Attestation", "AttestationPCCS", "Store", "JSONText",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -175,7 +175,7 @@ let package = Package(
         .executableTarget(
             name: "coordinator",
             dependencies: [
-                "CoordinatorServer", "CoordinatorCore",
+                "CoordinatorServer", "CoordinatorCore", "AttestationPCCS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -217,6 +217,8 @@ let package = Package(
             name: "CoordinatorTesting",
             dependencies: [
                 "Manifest", "Attestation",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),

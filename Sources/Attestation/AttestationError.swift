@@ -44,6 +44,8 @@ extension AttestationError.Code {
     public static let pckExtension = Self(rawValue: "pck-extension")
     // Collateral
     public static let malformedCollateral = Self(rawValue: "malformed-collateral")
+    /// The collateral service could not be reached or failed for now (a retry may succeed).
+    public static let collateralUnavailable = Self(rawValue: "collateral-unavailable")
     public static let tcbInfoSignature = Self(rawValue: "tcb-info-signature")
     public static let tcbInfoExpired = Self(rawValue: "tcb-info-expired")
     public static let qeIdentitySignature = Self(rawValue: "qe-identity-signature")

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Attestation
 import Foundation
 import NIOCore
+import NIOSSL
 import X509
 
 /// Collateral from a PCCS or Intel's PCS over HTTPS (API v4), cached until its `nextUpdate`.
@@ -25,6 +26,8 @@ public actor PCCSCollateralProvider: CollateralProvider {
     private let timeout: TimeAmount
     private let now: @Sendable () -> Date
     private var cache: [Key: Collateral] = [:]
+    /// Fetches under way: concurrent quotes of one platform wait for one fetch.
+    private var inFlight: [Key: Task<Result<Collateral, AttestationError>, Never>] = [:]
     /// Responses larger than this are refused (collateral is a few KiB).
     static let maximumResponseSize = 1 << 20
 
@@ -50,10 +53,45 @@ public actor PCCSCollateralProvider: CollateralProvider {
         self.now = now
     }
 
+    /// The service `configuration` names, through `client` (see ``makeClient(for:)``); Intel's
+    /// PCS gets its root CA CRL from the root certificate's distribution point.
+    public init(configuration: QCNLConfiguration, client: HTTPClient) {
+        self.init(
+            baseURL: configuration.collateralURL, client: client,
+            rootCACRLURL: configuration.isIntelPCS ? QCNLConfiguration.intelRootCACRL : nil)
+    }
+
+    /// An HTTP client for `configuration`'s service: TLS 1.2 or later, the certificate checked
+    /// against the system's roots unless `use_secure_cert` is false, no redirects. The caller
+    /// shuts it down.
+    public static func makeClient(for configuration: QCNLConfiguration) -> HTTPClient {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.minimumTLSVersion = .tlsv12
+        if !configuration.useSecureCert { tls.certificateVerification = .none }
+        return HTTPClient(
+            eventLoopGroupProvider: .singleton,
+            configuration: HTTPClient.Configuration(tlsConfiguration: tls, redirectConfiguration: .disallow))
+    }
+
     public func collateral(for quote: Quote) async throws(AttestationError) -> Collateral {
         let key = try Self.key(for: quote)
         if let cached = cache[key], now() < cached.nextUpdate { return cached }
-        let fetched = try await fetch(key)
+        let task: Task<Result<Collateral, AttestationError>, Never>
+        if let running = inFlight[key] {
+            task = running
+        } else {
+            task = Task {
+                do throws(AttestationError) {
+                    return .success(try await self.fetch(key))
+                } catch {
+                    return .failure(error)
+                }
+            }
+            inFlight[key] = task
+        }
+        let result = await task.value
+        if inFlight[key] == task { inFlight[key] = nil }
+        let fetched = try result.get()
         cache[key] = fetched
         return fetched
     }
@@ -115,8 +153,11 @@ public actor PCCSCollateralProvider: CollateralProvider {
         do {
             let response = try await client.execute(HTTPClientRequest(url: url), timeout: timeout)
             guard response.status == .ok else {
+                // A server failing or overloaded may answer later; anything else will not change.
+                let transient = response.status.code >= 500 || response.status == .tooManyRequests
                 throw AttestationError(
-                    .malformedCollateral, "\(url) answered \(response.status.code) \(response.status.reasonPhrase)")
+                    transient ? .collateralUnavailable : .malformedCollateral,
+                    "\(url) answered \(response.status.code) \(response.status.reasonPhrase)")
             }
             let body = try await response.body.collect(upTo: Self.maximumResponseSize)
             return Response(
@@ -127,7 +168,7 @@ public actor PCCSCollateralProvider: CollateralProvider {
             throw AttestationError(
                 .malformedCollateral, "\(url) sent more than \(Self.maximumResponseSize) bytes: \(error)")
         } catch {
-            throw AttestationError(.malformedCollateral, "cannot fetch \(url): \(error)")
+            throw AttestationError(.collateralUnavailable, "cannot fetch \(url): \(error)")
         }
     }
 

@@ -116,7 +116,11 @@ extension Coordinator {
     }
 
     private static func rejected(_ error: AttestationError) -> CoordinatorError {
-        CoordinatorError(.attestation, "the quote was rejected: \(error.message) [\(error.code)]")
+        if error.code == .collateralUnavailable {
+            return CoordinatorError(
+                .collateralUnavailable, "the quote's collateral cannot be fetched now: \(error.message); retry")
+        }
+        return CoordinatorError(.attestation, "the quote was rejected: \(error.message) [\(error.code)]")
     }
 
     /// Verifies the quote, its binding to the marble's TLS key and the package policy, and

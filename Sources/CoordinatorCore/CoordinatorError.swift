@@ -47,4 +47,7 @@ extension CoordinatorError.Code {
     /// The manifest (or the state an activation was checked against) changed while the
     /// activation ran: nothing was issued or counted; retry under the new policy.
     public static let manifestChanged = Self(rawValue: "manifest-changed")
+    /// The collateral service (PCCS, Intel PCS) is unreachable or failing and no valid
+    /// collateral is cached: nothing was decided about the quote; retry.
+    public static let collateralUnavailable = Self(rawValue: "collateral-unavailable")
 }

@@ -13,7 +13,7 @@ extension CoordinatorError {
         case .unauthenticated: return .unauthorized
         case .activationLimit: return .tooManyRequests
         case .conflict: return .conflict
-        case .storeUnavailable, .manifestChanged: return .serviceUnavailable
+        case .storeUnavailable, .manifestChanged, .collateralUnavailable: return .serviceUnavailable
         default: return .internalServerError
         }
     }
@@ -27,7 +27,7 @@ extension CoordinatorError {
         case .unauthenticated: return .unauthenticated
         case .activationLimit: return .resourceExhausted
         case .conflict, .manifestChanged: return .aborted
-        case .storeUnavailable: return .unavailable
+        case .storeUnavailable, .collateralUnavailable: return .unavailable
         default: return .internalError
         }
     }

@@ -1,4 +1,6 @@
+import AsyncHTTPClient
 import Attestation
+import AttestationPCCS
 import CoordinatorCore
 import Crypto
 import Foundation
@@ -29,9 +31,20 @@ public struct CoordinatorServer: Sendable {
 
     /// Runs until a termination signal; throws when start-up is impossible, saying why.
     public func run(metrics registry: PrometheusCollectorRegistry? = nil) async throws {
+        let client = configuration.collateralService.map { PCCSCollateralProvider.makeClient(for: $0) }
+        do {
+            try await run(metrics: registry, collateralClient: client)
+        } catch {
+            try? await client?.shutdown()
+            throw error
+        }
+        try? await client?.shutdown()
+    }
+
+    private func run(metrics registry: PrometheusCollectorRegistry?, collateralClient: HTTPClient?) async throws {
         // Read before anything is created: did this seal directory hold a state already?
         let heldState = configuration.postgresURL == nil && sealDirectoryHeldState
-        let environment = try enclaveEnvironment()
+        let environment = try enclaveEnvironment(collateralClient: collateralClient)
         let store = try await openStore()
         do {
             var core = Coordinator.Configuration()
@@ -261,7 +274,7 @@ public struct CoordinatorServer: Sendable {
 
     /// In simulation: the simulated platform (created if absent) verifies marbles and issues
     /// the Coordinator's quote for the running executable. A real enclave is not supported yet.
-    private func enclaveEnvironment() throws -> EnclaveEnvironment {
+    private func enclaveEnvironment(collateralClient: HTTPClient?) throws -> EnclaveEnvironment {
         guard let directory = configuration.simulationDirectory else {
             throw ServerConfigurationError(
                 "running in a real SGX enclave is not supported yet: start with --simulation DIR (or EDG_COORDINATOR_SIMULATION=DIR)"
@@ -285,8 +298,17 @@ public struct CoordinatorServer: Sendable {
             metadata: [
                 "uniqueID": "\(Hex.encode(enclave.uniqueID))", "signerID": "\(Hex.encode(enclave.signerID))",
             ])
+        var collateral: any CollateralProvider = StaticCollateralProvider(platform.collateral)
+        if let service = configuration.collateralService, let collateralClient {
+            collateral = PCCSCollateralProvider(configuration: service, client: collateralClient)
+            logger.notice(
+                "collateral: fetched from a collateral service, cached until it expires",
+                metadata: [
+                    "url": "\(service.collateralURL)", "tlsCertificateChecked": "\(service.useSecureCert)",
+                ])
+        }
         return EnclaveEnvironment(
-            verifier: platform.verifier, collateral: StaticCollateralProvider(platform.collateral),
+            verifier: platform.verifier, collateral: collateral,
             sealer: try SimulationSealer(directory: configuration.sealDirectory),
             quoteIssuer: SimulatedQuoteIssuer(platform: platform, enclave: enclave))
     }

@@ -1,3 +1,4 @@
+import AttestationPCCS
 import CoordinatorCore
 import Foundation
 
@@ -52,6 +53,9 @@ public struct ServerConfiguration: Sendable {
     public var peers: [String] = []
     /// The simulated SGX platform directory; nil means a real enclave.
     public var simulationDirectory: URL?
+    /// The PCCS or Intel PCS collateral is fetched from; nil in simulation: the simulated
+    /// platform's own collateral.
+    public var collateralService: QCNLConfiguration?
     /// A manifest set at start-up when none is set yet.
     public var startupManifest: URL?
     /// Names in the root certificate (used when a new root is created).

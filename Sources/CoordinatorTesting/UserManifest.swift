@@ -33,7 +33,7 @@ public struct TestUser: Sendable {
 /// - each of `updaters`: updates the manifest (with `admin`, `updateThreshold` of them must agree).
 ///
 /// `greeting` (env `GREETING` of the marble) tells versions of the manifest apart. Marble type
-/// `probe` (same package, no parameters, no limit) tells whether a UUID is known: a UUID
+/// `probe` (same package, no parameters, at most `probeMaxActivations`, 0: no limit) tells whether a UUID is known: a UUID
 /// activated as `backend` is refused as `probe`.
 public enum UserManifest {
     public static let userDefinedSecrets = ["userKey", "userCert", "userPlain"]
@@ -41,7 +41,8 @@ public enum UserManifest {
     public static func bytes(
         signerID: [UInt8], admin: TestUser, reader: TestUser, writer: TestUser, updaters: [TestUser] = [],
         updateThreshold: Int = 0, greeting: String = "hello", recoveryKeys: [TestRecoveryKey] = [],
-        recoveryThreshold: Int = 0, featureGates: [String] = [], maxActivations: Int = 0
+        recoveryThreshold: Int = 0, featureGates: [String] = [], maxActivations: Int = 0,
+        probeMaxActivations: Int = 0
     ) -> [UInt8] {
         func pem(_ user: TestUser) -> String {
             user.certificatePEM.replacingOccurrences(of: "\n", with: "\\n")
@@ -65,7 +66,7 @@ public enum UserManifest {
                     "Env": {"SHARED_KEY": "{{ hex .Secrets.sharedKey }}", "OWN_KEY": "{{ hex .Secrets.ownKey }}", "GREETING": "\(greeting)", "PREVIOUS_KEY": "{{ hex .Previous.Secrets.userKey }}"}
                   }
                 },
-                "probe": {"Package": "backend"}
+                "probe": {"Package": "backend", "MaxActivations": \(probeMaxActivations)}
               },
               "Secrets": {
                 "sharedKey": {"Type": "symmetric-key", "Size": 256, "Shared": true},

@@ -1,4 +1,5 @@
 import ArgumentParser
+import AttestationPCCS
 import CoordinatorCore
 import CoordinatorServer
 import Foundation
@@ -54,6 +55,20 @@ struct CoordinatorCommand: AsyncParsableCommand {
     var dnsNames: String?
     @Option(help: "Simulated SGX platform directory, created if absent (EDG_COORDINATOR_SIMULATION).")
     var simulation: String?
+    @Option(
+        help: """
+            PCCS or Intel PCS to fetch collateral from, e.g. https://pccs.example:8081/sgx/certification/v4/ \
+            (EDG_COORDINATOR_PCCS). Replaces the URL of the QCNL configuration file.
+            """)
+    var pccs: String?
+    @Option(
+        help: """
+            Intel QCNL configuration file naming the collateral service (pccs_url, collateral_service, \
+            use_secure_cert), default \(QCNLConfiguration.defaultPath) when it exists, else Intel's PCS \
+            (QCNL_CONF_PATH). In simulation the simulated platform's collateral is used unless this or \
+            --pccs is given.
+            """)
+    var qcnlConfig: String?
     @Option(help: "Curve of the CA keys: P-256 or P-384 (EDG_COORDINATOR_CURVE).")
     var curve: String?
     @Flag(help: "Refuse manifests with unknown fields instead of warning.")
@@ -118,6 +133,13 @@ struct CoordinatorCommand: AsyncParsableCommand {
         configuration.startupManifest = setting(startupManifest, "EDG_STARTUP_MANIFEST").map(URL.init(fileURLWithPath:))
         configuration.simulationDirectory = setting(simulation, "EDG_COORDINATOR_SIMULATION").map(
             URL.init(fileURLWithPath:))
+        do {
+            configuration.collateralService = try QCNLConfiguration.resolve(
+                url: setting(pccs, "EDG_COORDINATOR_PCCS"), path: setting(qcnlConfig, "QCNL_CONF_PATH"),
+                defaults: configuration.simulationDirectory == nil)
+        } catch {
+            throw ValidationError(error.message)
+        }
         if let names = setting(dnsNames, "EDG_COORDINATOR_DNS_NAMES") {
             configuration.dnsNames = names.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
                 .filter { !$0.isEmpty }

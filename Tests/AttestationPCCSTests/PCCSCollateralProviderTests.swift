@@ -1,9 +1,9 @@
 import AsyncHTTPClient
 import Attestation
 import AttestationPCCS
+import CoordinatorTesting
 import Crypto
 import Foundation
-import CoordinatorTesting
 import NIOSSL
 import SwiftASN1
 import Testing
@@ -12,73 +12,6 @@ import X509
 /// The HTTPS collateral provider against a local PCCS stand-in (Tests/Support/pcs_server.py)
 /// serving test data over TLS on 127.0.0.1.
 @Suite struct PCCSCollateralProviderTests {
-    final class LocalPCCS {
-        let process = Process()
-        let input = Pipe()
-        let port: Int
-        let rootCertificateDER: [UInt8]
-
-        init(folder: URL) throws {
-            let work = FileManager.default.temporaryDirectory.appendingPathComponent("pccs-\(UUID().uuidString)")
-            try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
-            let key = P256.Signing.PrivateKey()
-            let name = try DistinguishedName { CommonName("local PCCS") }
-            let certificate = try Certificate(
-                version: .v3, serialNumber: .init(), publicKey: .init(key.publicKey),
-                notValidBefore: Date().addingTimeInterval(-60),
-                notValidAfter: Date().addingTimeInterval(3600), issuer: name, subject: name,
-                signatureAlgorithm: .ecdsaWithSHA256,
-                extensions: Certificate.Extensions {
-                    SubjectAlternativeNames([.ipAddress(ASN1OctetString(contentBytes: [127, 0, 0, 1]))])
-                },
-                issuerPrivateKey: .init(key))
-            let certPath = work.appendingPathComponent("cert.pem")
-            let keyPath = work.appendingPathComponent("key.pem")
-            try Data(certificate.serializeAsPEM().pemString.utf8).write(to: certPath)
-            try Data(key.pemRepresentation.utf8).write(to: keyPath)
-            rootCertificateDER = try certificate.serializeAsPEM().derBytes
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = [
-                "python3", TestData.packageRoot.appendingPathComponent("Tests/Support/pcs_server.py").path, folder.path,
-                certPath.path,
-                keyPath.path,
-            ]
-            let output = Pipe()
-            process.standardOutput = output
-            process.standardInput = input
-            try process.run()
-            var line = Data()
-            while let byte = try output.fileHandleForReading.read(upToCount: 1), !byte.isEmpty, byte != Data("\n".utf8)
-            {
-                line.append(byte)
-            }
-            guard let port = Int(String(decoding: line, as: UTF8.self)) else {
-                throw AttestationError(.policy, "the local PCCS did not start")
-            }
-            self.port = port
-        }
-
-        var baseURL: String { "https://127.0.0.1:\(port)" }
-
-        func client() throws -> HTTPClient {
-            var tls = TLSConfiguration.makeClientConfiguration()
-            tls.trustRoots = .certificates([try NIOSSLCertificate(bytes: rootCertificateDER, format: .der)])
-            tls.minimumTLSVersion = .tlsv12
-            return HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(tlsConfiguration: tls))
-        }
-
-        func stats(_ client: HTTPClient) async throws -> [String: Int] {
-            let response = try await client.execute(HTTPClientRequest(url: "\(baseURL)/_stats"), timeout: .seconds(10))
-            let body = try await response.body.collect(upTo: 1 << 16)
-            return try JSONDecoder().decode([String: Int].self, from: Data(body.readableBytesView))
-        }
-
-        deinit {
-            try? input.fileHandleForWriting.close()
-            process.waitUntilExit()
-        }
-    }
-
     final class Clock: @unchecked Sendable {
         private let lock = NSLock()
         private var value: Date
@@ -154,21 +87,39 @@ import X509
         try await client.shutdown()
     }
 
-    @Test func serviceErrorsAreClear() async throws {
+    /// A simulated platform, a local PCCS serving its collateral (held while `hold` exists) and
+    /// a quote of the platform.
+    static func platformBehindAPCCS(holding: Bool = false) throws -> (
+        platform: SimulatedPlatform, pccs: LocalPCCS, quote: Quote, hold: URL
+    ) {
         let platform = try SimulatedPlatform.generate()
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sim-\(UUID().uuidString)")
         try platform.write(to: directory)
-        let pccs = try LocalPCCS(folder: directory.appendingPathComponent("collateral"))
-        let client = try pccs.client()
+        let hold = directory.appendingPathComponent("hold")
+        if holding { try Data().write(to: hold) }
+        let pccs = try LocalPCCS(folder: directory.appendingPathComponent("collateral"), holdFile: hold)
         let quote = try Quote(
             parsing: platform.quote(
                 reportData: [],
                 enclave: SimulatedEnclave(
                     uniqueID: [UInt8](repeating: 1, count: 32), signerID: platform.defaultSigner.signerID)))
+        return (platform, pccs, quote, hold)
+    }
+
+    @Test func serviceErrorsAreClear() async throws {
+        let (_, pccs, quote, _) = try Self.platformBehindAPCCS()
+        let client = try pccs.client()
         let wrongPath = PCCSCollateralProvider(baseURL: pccs.baseURL + "/nothing-here", client: client)
         await #expect {
             _ = try await wrongPath.collateral(for: quote)
-        } throws: { ($0 as? AttestationError)?.message.contains("answered 404") == true }
+        } throws: { error in
+            // A 404 will not change by retrying; a service that cannot be reached may.
+            let error = error as? AttestationError
+            return error?.code == .malformedCollateral && error?.message.contains("answered 404") == true
+        }
+        await #expect {
+            _ = try await PCCSCollateralProvider(baseURL: "https://127.0.0.1:1", client: client).collateral(for: quote)
+        } throws: { ($0 as? AttestationError)?.code == .collateralUnavailable }
 
         // A server whose certificate the client does not trust is refused at the TLS layer.
         let untrusting = HTTPClient(eventLoopGroupProvider: .singleton)
@@ -184,5 +135,52 @@ import X509
             _ = try await PCCSCollateralProvider(baseURL: pccs.baseURL, client: client).collateral(for: sample)
         }
         try await client.shutdown()
+    }
+
+    /// Concurrent quotes of one platform wait for one fetch (a burst of marbles after a restart
+    /// asks the PCCS once, not once each).
+    @Test func concurrentQuotesShareOneFetch() async throws {
+        let (_, pccs, quote, hold) = try Self.platformBehindAPCCS(holding: true)
+        let client = try pccs.client()
+        let provider = PCCSCollateralProvider(baseURL: pccs.baseURL, client: client)
+        let fetches = Task {
+            try await withThrowingTaskGroup(of: Collateral.self) { group in
+                for _ in 0..<8 { group.addTask { try await provider.collateral(for: quote) } }
+                return try await group.reduce(into: [Collateral]()) { $0.append($1) }
+            }
+        }
+        let deadline = ContinuousClock.now + .seconds(30)
+        var asked = 0
+        for _ in 0..<600 where ContinuousClock.now < deadline && asked == 0 {
+            asked = try await pccs.stats(client)["/sgx/certification/v4/tcb"] ?? 0
+            if asked == 0 { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        // Let the other seven reach the provider while the first fetch waits.
+        try await Task.sleep(for: .milliseconds(200))
+        try FileManager.default.removeItem(at: hold)
+        let all = try await fetches.value
+        #expect(all.count == 8)
+        #expect(Set(all.map(\.tcbInfo.bytes)).count == 1)
+        #expect(try await pccs.stats(client)["/sgx/certification/v4/tcb"] == 1)
+        try await client.shutdown()
+    }
+
+    /// `use_secure_cert: false` (Intel's setting for a PCCS with a self-signed certificate) takes
+    /// any certificate; true checks it against the system's roots, which do not know this one.
+    @Test func theClientFollowsUseSecureCert() async throws {
+        let (platform, pccs, quote, _) = try Self.platformBehindAPCCS()
+        let insecure = QCNLConfiguration(collateralURL: pccs.baseURL, useSecureCert: false)
+        let lenient = PCCSCollateralProvider.makeClient(for: insecure)
+        let collateral = try await PCCSCollateralProvider(configuration: insecure, client: lenient).collateral(
+            for: quote)
+        #expect(try platform.verifier.verify(quote, collateral: collateral, at: Date()).tcbStatus == .upToDate)
+        try await lenient.shutdown()
+
+        let secure = QCNLConfiguration(collateralURL: pccs.baseURL)
+        let strict = PCCSCollateralProvider.makeClient(for: secure)
+        await #expect {
+            _ = try await PCCSCollateralProvider(configuration: secure, client: strict).collateral(for: quote)
+        } throws: { ($0 as? AttestationError)?.code == .collateralUnavailable }
+        try await strict.shutdown()
     }
 }

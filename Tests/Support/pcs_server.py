@@ -1,7 +1,9 @@
 """A local HTTPS stand-in for a PCCS / Intel PCS (API v4), serving a folder in Intel PCS layout.
 
-Usage: pcs_server.py FOLDER CERT.pem KEY.pem
-Prints the port it listens on (127.0.0.1), then serves until stdin closes.
+Usage: pcs_server.py FOLDER CERT.pem KEY.pem [HOLD_FILE]
+Prints the port it listens on (127.0.0.1), then serves until stdin closes. With HOLD_FILE, a
+TCB Info request is counted at once but answered only when HOLD_FILE does not exist (a slow PCCS
+that a test releases by deleting the file).
 Routes (query strings as Intel's):
   /{sgx,tdx}/certification/v4/tcb?fmspc=X   tcbInfo.json, header TCB-Info-Issuer-Chain (404 for another FMSPC)
   /{sgx,tdx}/certification/v4/qe/identity   qeIdentity.json, header SGX-Enclave-Identity-Issuer-Chain
@@ -15,9 +17,11 @@ import os
 import ssl
 import sys
 import threading
+import time
 import urllib.parse
 
 folder, cert, key = sys.argv[1:4]
+hold = sys.argv[4] if len(sys.argv) > 4 else None
 counts = {}
 
 
@@ -50,6 +54,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.reply(json.dumps(counts).encode())
         counts[route] = counts.get(route, 0) + 1
         if route.endswith("/certification/v4/tcb"):
+            while hold and os.path.exists(hold):
+                time.sleep(0.02)
             body = read("tcbInfo.json")
             fmspc = json.loads(body)["tcbInfo"]["fmspc"]
             if query.get("fmspc", [""])[0].upper() != fmspc.upper():

@@ -21,6 +21,37 @@ import Testing
             peerCertificate: marble.certificate)
     }
 
+    /// Coordinators as replicas on one SQLite file (one sealing key).
+    struct Replicas {
+        let store: SQLiteStore
+        let start: @Sendable () async throws -> Coordinator
+        let platform: SimulatedPlatform
+
+        /// The first replica, with the manifest set (backend: at most `maxActivations`).
+        func startWithManifest(maxActivations: Int) async throws -> Coordinator {
+            let coordinator = try await start()
+            _ = try await coordinator.setManifest(
+                CoordinatorFixture.manifest(
+                    signerID: ActivationManifest.enclave(on: platform).signerID, maxActivations: maxActivations))
+            return coordinator
+        }
+
+        init(_ place: SealedStateTests.Place, _ platform: SimulatedPlatform) async throws {
+            try FileManager.default.createDirectory(at: place.directory, withIntermediateDirectories: true)
+            let store = try await SQLiteStore.open(path: place.database)
+            var configuration = Coordinator.Configuration()
+            configuration.sharedStore = true
+            let sealer = EphemeralSealer()
+            self.store = store
+            self.platform = platform
+            start = { [configuration] in
+                try await Coordinator.start(
+                    configuration: configuration, verifier: platform.verifier,
+                    collateralProvider: StaticCollateralProvider(platform.collateral), store: store, sealer: sealer)
+            }
+        }
+    }
+
     /// A Coordinator on the state in `place` with a manifest set (backend: at most 2 activations).
     static func startWithManifest(
         _ place: SealedStateTests.Place, _ platform: SimulatedPlatform
@@ -117,29 +148,47 @@ import Testing
     @Test func aReplicaCatchesACountPutBackThatOnlyTheOtherReplicaWrote() async throws {
         let platform = try SimulatedPlatform.generate()
         let place = SealedStateTests.Place()
-        try FileManager.default.createDirectory(at: place.directory, withIntermediateDirectories: true)
-        let store = try await SQLiteStore.open(path: place.database)
-        defer { Task { await store.close() } }
-        var configuration = Coordinator.Configuration()
-        configuration.sharedStore = true
-        let sealer = EphemeralSealer()
-        func start() async throws -> Coordinator {
-            try await Coordinator.start(
-                configuration: configuration, verifier: platform.verifier,
-                collateralProvider: StaticCollateralProvider(platform.collateral), store: store, sealer: sealer)
-        }
-        let a = try await start()
-        let b = try await start()
-        _ = try await a.setManifest(
-            CoordinatorFixture.manifest(signerID: ActivationManifest.enclave(on: platform).signerID, maxActivations: 3))
+        let replicas = try await Replicas(place, platform)
+        defer { Task { await replicas.store.close() } }
+        let a = try await replicas.startWithManifest(maxActivations: 3)
+        let b = try await replicas.start()
         try await Self.activate(a, platform)
         let key = await a.sealed.storageName("count/backend")
-        let first = try #require(try await store.read(key))
+        let first = try #require(try await replicas.store.read(key))
         try await Self.activate(a, platform)
 
         try await SQLiteFile.overwrite(place.database, key: key, value: first.bytes, version: first.version)
         await expectCode(.sealedState, saying: "older version") {
             try await Self.activate(b, platform)
+        }
+    }
+
+    /// Replicas count activations of types without a limit in shards, each listed in an index of
+    /// its own (so replicas counting in different shards do not contend on one index record); a
+    /// shard put back is caught against that index when a Coordinator opens the state.
+    @Test func aCountShardPutBackIsCaughtByItsOwnIndex() async throws {
+        let platform = try SimulatedPlatform.generate()
+        let place = SealedStateTests.Place()
+        let replicas = try await Replicas(place, platform)
+        defer { Task { await replicas.store.close() } }
+        let a = try await replicas.startWithManifest(maxActivations: 2)
+        try await Self.activate(a, platform, type: "probe")
+        var found: (key: String, shard: Int)?
+        for shard in 0..<Coordinator.countShards {
+            let key = await a.sealed.storageName("count-shard/\(shard)/probe")
+            if try await replicas.store.read(key) != nil { found = (key, shard) }
+        }
+        let (key, shard) = try #require(found)
+        let first = try #require(try await replicas.store.read(key))
+        try await Self.activate(a, platform, type: "probe")
+        #expect(try await a.activationCount("probe") == 2)
+        let sealed = await a.sealed
+        #expect(sealed.index.snapshot("index/\(shard)").index.versions[key] == first.version + 1)
+        #expect(sealed.index.snapshot(SealedStore.indexName).index.versions[key] == nil)
+
+        try await SQLiteFile.overwrite(place.database, key: key, value: first.bytes, version: first.version)
+        await expectCode(.sealedState, saying: "count-shard/\(shard)/probe\" was put back") {
+            _ = try await replicas.start()
         }
     }
 

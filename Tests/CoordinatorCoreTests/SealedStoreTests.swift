@@ -88,9 +88,17 @@ import Testing
         // Another store on the same data (a restart) reads the index the commits wrote.
         let reopened = SealedStore(store: store, dataKey: Self.key)
         try await reopened.verifyRecords()
-        #expect(reopened.index.snapshot.version == 2)
-        #expect(reopened.index.snapshot.index.versions == [sealed.storageName("count/a"): 2])
+        #expect(reopened.index.snapshot(SealedStore.indexName).version == 2)
+        #expect(reopened.index.snapshot(SealedStore.indexName).index.versions == [sealed.storageName("count/a"): 2])
         #expect(sealed.storageName("uuid/1").hasPrefix(SealedStore.writeOncePrefix))
         #expect(try await reopened.read("uuid/1")?.bytes == [2])
+    }
+
+    @Test func countShardsHaveAnIndexOfTheirOwn() {
+        #expect(SealedStore.indexName(forRecord: "count-shard/3/web") == "index/3")
+        #expect(SealedStore.indexName(forRecord: "count-shard/3/a/b") == "index/3")
+        for name in ["count/web", "core", "count-shard/99/web", "count-shard/x/web", "count-shard/3", "log/head"] {
+            #expect(SealedStore.indexName(forRecord: name) == SealedStore.indexName, "\(name)")
+        }
     }
 }

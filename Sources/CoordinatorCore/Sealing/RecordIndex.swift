@@ -45,33 +45,63 @@ struct RecordIndex: Sendable, Hashable {
     }
 }
 
-/// What one ``SealedStore`` (and its copies) knows of the stored index: its version when last
-/// read or written, and each listed record's version, raised by reads that found a newer one.
+/// What one ``SealedStore`` (and its copies) knows of the stored indexes (the main one and the
+/// count-shard ones, by record name): each one's version when last read or written, and each
+/// listed record's version, raised by reads that found a newer one.
 final class IndexCache: Sendable {
     struct Snapshot: Sendable {
         /// False until the index was first read or written.
         var loaded = false
-        /// The index record's version; nil when no index is stored.
+        /// The index record's version; nil when no such index is stored.
         var version: Int64?
         var index = RecordIndex()
     }
 
-    private let state = Mutex(Snapshot())
+    private struct State {
+        var snapshots: [String: Snapshot] = [:]
+        /// The index of each storage name not in the main one.
+        var indexOf: [String: String] = [:]
+    }
 
-    var snapshot: Snapshot { state.withLock { $0 } }
+    private let state = Mutex(State())
 
-    func version(of key: String) -> Int64? { state.withLock { $0.index.versions[key] } }
+    func snapshot(_ name: String) -> Snapshot { state.withLock { $0.snapshots[name] ?? Snapshot() } }
+
+    /// Every index this cache has adopted, by name.
+    var snapshots: [String: Snapshot] { state.withLock { $0.snapshots } }
+
+    /// The index that lists storage name `key` (``SealedStore/indexName`` unless registered).
+    func indexName(of key: String) -> String { state.withLock { $0.indexOf[key] } ?? SealedStore.indexName }
+
+    func register(_ key: String, in indexName: String) {
+        guard indexName != SealedStore.indexName else { return }
+        state.withLock { $0.indexOf[key] = indexName }
+    }
+
+    func version(of key: String) -> Int64? {
+        state.withLock { state in
+            state.snapshots[state.indexOf[key] ?? SealedStore.indexName]?.index.versions[key]
+        }
+    }
 
     /// A read found `key` at `version`: later reads must not find it lower.
     func saw(_ key: String, at version: Int64) {
-        state.withLock { $0.index.versions[key] = max($0.index.versions[key] ?? 0, version) }
+        state.withLock { state in
+            let name = state.indexOf[key] ?? SealedStore.indexName
+            var snapshot = state.snapshots[name] ?? Snapshot()
+            snapshot.index.versions[key] = max(snapshot.index.versions[key] ?? 0, version)
+            state.snapshots[name] = snapshot
+        }
     }
 
-    /// Adopts an index read or written at `version`, unless a newer one was adopted meanwhile.
-    func adopt(_ index: RecordIndex, at version: Int64?) {
-        state.withLock { current in
-            if current.loaded, let known = current.version, (version ?? 0) < known { return }
-            current = Snapshot(loaded: true, version: version, index: index)
+    /// Adopts index `name` read or written at `version`, unless a newer one was adopted meanwhile.
+    func adopt(_ name: String, _ index: RecordIndex, at version: Int64?) {
+        state.withLock { state in
+            if let current = state.snapshots[name], current.loaded, let known = current.version, (version ?? 0) < known
+            {
+                return
+            }
+            state.snapshots[name] = Snapshot(loaded: true, version: version, index: index)
         }
     }
 }

@@ -24,7 +24,19 @@ struct SealedStore: Sendable {
     static let indexedPrefix = "k/"
     static let writeOncePrefix = "o/"
     static let recordPrefixes = [indexedPrefix, writeOncePrefix]
+    /// The main index; with replicas, each activation count shard has an index of its own
+    /// (`index/<shard>`), so replicas counting in different shards do not contend on one record.
     static let indexName = "index"
+    static let indexNames = [indexName] + (0..<Coordinator.countShards).map { "index/\($0)" }
+
+    /// The index that lists record `name`.
+    static func indexName(forRecord name: String) -> String {
+        let parts = name.split(separator: "/", maxSplits: 2)
+        guard parts.count == 3, parts[0] == "count-shard", let shard = Int(parts[1]),
+            (0..<Coordinator.countShards).contains(shard)
+        else { return indexName }
+        return "index/\(shard)"
+    }
 
     let store: any StateStore
     private let dataKey: SymmetricKey
@@ -78,7 +90,11 @@ struct SealedStore: Sendable {
     func read(_ name: String) async throws(CoordinatorError) -> (bytes: [UInt8], version: Int64)? {
         let key = storageName(name)
         let indexed = key.hasPrefix(Self.indexedPrefix)
-        if indexed { try await loadIndex() }
+        let indexName = Self.indexName(forRecord: name)
+        if indexed {
+            index.register(key, in: indexName)
+            try await loadIndex(indexName)
+        }
         // A version known before the read began: a linearizable store cannot answer below it.
         let floor = indexed ? index.version(of: key) : nil
         let stored = try await fetch(key)
@@ -86,7 +102,7 @@ struct SealedStore: Sendable {
             guard floor != nil else { return nil }
             // Listed but absent: deleted behind the Coordinator's back, unless another replica
             // moved the whole state to a new data key (new storage names, no index under this one).
-            guard try await refreshIndex() else {
+            guard try await refreshIndex(indexName) else {
                 throw CoordinatorError(
                     .conflict, "the state moved to a new data key while this request was processed; retry")
             }
@@ -151,26 +167,31 @@ struct SealedStore: Sendable {
         )
     }
 
-    private func loadIndex() async throws(CoordinatorError) {
-        if !index.snapshot.loaded { _ = try await refreshIndex() }
+    private func loadIndex(_ name: String) async throws(CoordinatorError) {
+        if !index.snapshot(name).loaded { _ = try await refreshIndex(name) }
     }
 
-    /// Reads the stored index again and adopts it; false if there is none under this data key.
-    /// An index below the version already seen is a rollback.
+    /// Reads the stored index `name` again and adopts it; false if there is none under this data
+    /// key. An index below the version already seen is a rollback.
     @discardableResult
-    func refreshIndex() async throws(CoordinatorError) -> Bool {
-        let key = storageName(Self.indexName)
-        let floor = index.snapshot.version
+    func refreshIndex(_ name: String = indexName) async throws(CoordinatorError) -> Bool {
+        let key = storageName(name)
+        let floor = index.snapshot(name).version
         guard let stored = try await fetch(key) else {
-            index.adopt(RecordIndex(), at: nil)
+            // A main index gone is a state moved to a new data key (the caller finds out); a
+            // count shard's index once seen goes only with the main one.
+            if floor != nil, name != Self.indexName, try await fetch(storageName(Self.indexName)) != nil {
+                throw Self.missing(name)
+            }
+            index.adopt(name, RecordIndex(), at: nil)
             return false
         }
-        let record = try opened(stored, storageName: key, name: Self.indexName)
+        let record = try opened(stored, storageName: key, name: name)
         guard let decoded = RecordIndex.decode(record.contents) else {
-            throw CoordinatorError(.sealedState, "the sealed state's index is malformed; refusing to use it")
+            throw CoordinatorError(.sealedState, "the sealed state's index \(name) is malformed; refusing to use it")
         }
-        if let floor, stored.version < floor { throw Self.rolledBack(Self.indexName) }
-        index.adopt(decoded, at: stored.version)
+        if let floor, stored.version < floor { throw Self.rolledBack(name) }
+        index.adopt(name, decoded, at: stored.version)
         return true
     }
 
@@ -180,34 +201,39 @@ struct SealedStore: Sendable {
     /// put back) stops the Coordinator. Differences a concurrent commit explains (the index
     /// moved meanwhile) are checked again.
     func verifyRecords() async throws(CoordinatorError) {
-        let indexKey = storageName(Self.indexName)
+        let indexKeys = Set(Self.indexNames.map(storageName))
         for _ in 1...8 {
-            guard try await refreshIndex() else {
-                throw CoordinatorError(
-                    .sealedState,
-                    "the sealed state has no index of its records (deleted, or written by an earlier development build); refusing to use it"
-                )
+            for name in Self.indexNames {
+                guard try await refreshIndex(name) || name != Self.indexName else {
+                    throw CoordinatorError(
+                        .sealedState,
+                        "the sealed state has no index of its records (deleted, or written by an earlier development build); refusing to use it"
+                    )
+                }
             }
-            let before = index.snapshot
+            let before = index.snapshots
+            var listed: [String: Int64] = [:]
+            for snapshot in before.values { listed.merge(snapshot.index.versions) { max($0, $1) } }
             let keys: [String]
             do {
-                keys = try await store.keys(withPrefix: Self.indexedPrefix).filter { $0 != indexKey }
+                keys = try await store.keys(withPrefix: Self.indexedPrefix).filter { !indexKeys.contains($0) }
             } catch {
                 throw CoordinatorError(.storeUnavailable, "the state store failed: \(error.message)")
             }
             var unexplained: CoordinatorError?
             for key in keys {
                 guard let stored = try await fetch(key) else { continue }
-                let listed = before.index.versions[key]
-                if let listed, stored.version == listed { continue }
+                let version = listed[key]
+                if let version, stored.version == version { continue }
                 let name = try opened(stored, storageName: key, name: nil).name
-                if let listed, stored.version < listed { throw Self.rolledBack(name) }
+                if let version, stored.version < version { throw Self.rolledBack(name) }
                 unexplained = CoordinatorError(
                     .sealedState,
                     "the sealed state record \"\(name)\" is newer than the state's index (the index was put back to an older version); refusing to use it"
                 )
             }
-            if unexplained == nil, before.index.versions.keys.contains(where: { !keys.contains($0) }) {
+            let present = Set(keys)
+            if unexplained == nil, listed.keys.contains(where: { !present.contains($0) }) {
                 unexplained = CoordinatorError(
                     .sealedState,
                     "a sealed state record listed in the state's index is missing from the store (deleted behind the Coordinator's back); refusing to use the state"
@@ -215,8 +241,8 @@ struct SealedStore: Sendable {
             }
             guard let unexplained else { return }
             // Only a commit made meanwhile (another replica) explains a difference.
-            try await refreshIndex()
-            if index.snapshot.version == before.version { throw unexplained }
+            for name in Self.indexNames { try await refreshIndex(name) }
+            if index.snapshots.mapValues(\.version) == before.mapValues(\.version) { throw unexplained }
         }
         throw CoordinatorError(
             .storeUnavailable, "the state kept changing while its records were checked against the index; retry")
@@ -237,7 +263,7 @@ struct SealedStore: Sendable {
                     guard let stored = try await store.read(key) else { continue }
                     let record = try opened(stored, storageName: key, name: nil)
                     writes.append(StoreWrite(key: key, value: nil, expectedVersion: stored.version))
-                    if !replacing.contains(record.name), record.name != Self.indexName {
+                    if !replacing.contains(record.name), !Self.indexNames.contains(record.name) {
                         writes.append(try next.write(record.name, record.contents, expectedVersion: nil))
                     }
                 }
@@ -247,14 +273,13 @@ struct SealedStore: Sendable {
         } catch {
             throw CoordinatorError(.storeUnavailable, "the state store failed while re-encrypting the state")
         }
-        // The new key's index starts empty: the commit lists what it writes.
-        next.index.adopt(RecordIndex(), at: nil)
         return (writes, next)
     }
 
     /// A write of `bytes` to record `name`, expected at `version` (nil: new).
     func write(_ name: String, _ bytes: [UInt8], expectedVersion: Int64?) throws(CoordinatorError) -> StoreWrite {
         let key = storageName(name)
+        index.register(key, in: Self.indexName(forRecord: name))
         let nameBytes = Array(name.utf8)
         guard nameBytes.count <= 0xFFFF else { throw CoordinatorError(.internalFailure, "a record name is too long") }
         do {
@@ -269,29 +294,42 @@ struct SealedStore: Sendable {
         }
     }
 
-    /// Commits `writes` together with the index they change. A conflict on the index alone
+    /// Commits `writes` together with the indexes they change. A conflict on an index alone
     /// (another commit moved it) is retried on the new index; any other conflict is the caller's.
     func commit(_ writes: [StoreWrite]) async throws(CoordinatorError) {
-        try await loadIndex()
-        let indexKey = storageName(Self.indexName)
-        let listed = writes.filter { !$0.isCheck && $0.key.hasPrefix(Self.indexedPrefix) && $0.key != indexKey }
+        let indexKeys = Set(Self.indexNames.map(storageName))
+        var changes: [String: [StoreWrite]] = [:]
+        for write in writes where !write.isCheck && write.key.hasPrefix(Self.indexedPrefix) {
+            guard !indexKeys.contains(write.key) else { continue }
+            changes[index.indexName(of: write.key), default: []].append(write)
+        }
+        for name in changes.keys { try await loadIndex(name) }
         for _ in 1...16 {
-            let base = index.snapshot
-            var next = base.index
-            for write in listed {
-                next.versions[write.key] = write.value == nil ? nil : (write.expectedVersion ?? 0) + 1
-            }
             var all = writes
-            if !listed.isEmpty { all.append(try write(Self.indexName, next.encoded(), expectedVersion: base.version)) }
+            var written: [(name: String, index: RecordIndex, version: Int64)] = []
+            for (name, listed) in changes.sorted(by: { $0.key < $1.key }) {
+                let base = index.snapshot(name)
+                var next = base.index
+                for write in listed {
+                    next.versions[write.key] = write.value == nil ? nil : (write.expectedVersion ?? 0) + 1
+                }
+                all.append(try self.write(name, next.encoded(), expectedVersion: base.version))
+                written.append((name, next, (base.version ?? 0) + 1))
+            }
             do {
                 try await store.commit(all)
-                if !listed.isEmpty { index.adopt(next, at: (base.version ?? 0) + 1) }
+                for entry in written { index.adopt(entry.name, entry.index, at: entry.version) }
                 return
             } catch {
                 guard error.code == .conflict else {
                     throw CoordinatorError(.storeUnavailable, "the state store failed: \(error.message)")
                 }
-                if !listed.isEmpty, try await refreshIndex(), index.snapshot.version != base.version { continue }
+                var moved = false
+                for entry in written {
+                    try await refreshIndex(entry.name)
+                    if index.snapshot(entry.name).version != entry.version - 1 { moved = true }
+                }
+                if moved { continue }
                 throw CoordinatorError(.conflict, "the state changed concurrently: \(error.message)")
             }
         }

@@ -101,4 +101,44 @@ import Testing
             #expect(SealedStore.indexName(forRecord: name) == SealedStore.indexName, "\(name)")
         }
     }
+
+    /// A store on which another writer commits right after every listing of records: what a
+    /// replica opening the state sees while other replicas count activations without pause.
+    actor BusyStore: StateStore {
+        let inner = MemoryStore()
+        private var busy: (@Sendable () async throws -> Void)?
+
+        func whileListing(_ work: @escaping @Sendable () async throws -> Void) { busy = work }
+
+        func read(_ key: String) async throws(StoreError) -> StoredValue? { try await inner.read(key) }
+
+        func keys(withPrefix prefix: String) async throws(StoreError) -> [String] {
+            let keys = try await inner.keys(withPrefix: prefix)
+            try? await busy?()
+            return keys
+        }
+
+        func commit(_ writes: [StoreWrite]) async throws(StoreError) { try await inner.commit(writes) }
+
+        func close() async {}
+    }
+
+    @Test func theStateOpensWhileAnotherWriterCommitsBetweenItsReads() async throws {
+        let store = BusyStore()
+        let writer = SealedStore(store: store, dataKey: Self.key)
+        try await writer.commit([
+            try writer.write("count/a", [0], expectedVersion: nil),
+            try writer.write("count-shard/2/b", [0], expectedVersion: nil),
+        ])
+        await store.whileListing {
+            for name in ["count/a", "count-shard/2/b", "count/new \(UUID())"] {
+                let current = try await writer.read(name)
+                try await writer.commit([try writer.write(name, [1], expectedVersion: current?.version)])
+            }
+        }
+        // Each check lists the records once, and each listing is followed by three commits.
+        for _ in 0..<10 {
+            try await SealedStore(store: store, dataKey: Self.key).verifyRecords()
+        }
+    }
 }

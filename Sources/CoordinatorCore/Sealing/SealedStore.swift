@@ -195,57 +195,68 @@ struct SealedStore: Sendable {
         return true
     }
 
-    /// Checks every listed record against the index and the index against the records, as the
-    /// state is opened: a record below its listed version (put back), a listed record missing
-    /// (deleted), or a record newer than the index that lists it or not listed at all (the index
-    /// put back) stops the Coordinator. Differences a concurrent commit explains (the index
-    /// moved meanwhile) are checked again.
+    /// Checks every listed record against the indexes and the indexes against the records, as
+    /// the state is opened: a record below its listed version (put back), a listed record missing
+    /// (deleted), or a record that no index read after it lists at its version (an index put back)
+    /// stops the Coordinator. Commits made meanwhile (replicas) write a record and its index
+    /// entry at once, so an index read after a record lists it at least at the version read.
     func verifyRecords() async throws(CoordinatorError) {
         let indexKeys = Set(Self.indexNames.map(storageName))
-        for _ in 1...8 {
-            for name in Self.indexNames {
-                guard try await refreshIndex(name) || name != Self.indexName else {
-                    throw CoordinatorError(
-                        .sealedState,
-                        "the sealed state has no index of its records (deleted, or written by an earlier development build); refusing to use it"
-                    )
-                }
-            }
-            let before = index.snapshots
-            var listed: [String: Int64] = [:]
-            for snapshot in before.values { listed.merge(snapshot.index.versions) { max($0, $1) } }
-            let keys: [String]
-            do {
-                keys = try await store.keys(withPrefix: Self.indexedPrefix).filter { !indexKeys.contains($0) }
-            } catch {
-                throw CoordinatorError(.storeUnavailable, "the state store failed: \(error.message)")
-            }
-            var unexplained: CoordinatorError?
-            for key in keys {
-                guard let stored = try await fetch(key) else { continue }
-                let version = listed[key]
-                if let version, stored.version == version { continue }
-                let name = try opened(stored, storageName: key, name: nil).name
-                if let version, stored.version < version { throw Self.rolledBack(name) }
-                unexplained = CoordinatorError(
-                    .sealedState,
-                    "the sealed state record \"\(name)\" is newer than the state's index (the index was put back to an older version); refusing to use it"
-                )
-            }
-            let present = Set(keys)
-            if unexplained == nil, listed.keys.contains(where: { !present.contains($0) }) {
-                unexplained = CoordinatorError(
+        let listed = try await refreshIndexes()
+        let keys: [String]
+        do {
+            keys = try await store.keys(withPrefix: Self.indexedPrefix).filter { !indexKeys.contains($0) }
+        } catch {
+            throw CoordinatorError(.storeUnavailable, "the state store failed: \(error.message)")
+        }
+        // Records newer than the indexes read before them, by storage name: version and name.
+        var newer: [String: (version: Int64, name: String)] = [:]
+        for key in keys {
+            guard let stored = try await fetch(key) else { continue }
+            let version = listed[key]
+            if let version, stored.version == version { continue }
+            let name = try opened(stored, storageName: key, name: nil).name
+            if let version, stored.version < version { throw Self.rolledBack(name) }
+            newer[key] = (stored.version, name)
+        }
+        let present = Set(keys)
+        let absent = listed.keys.filter { !present.contains($0) }
+        guard !newer.isEmpty || !absent.isEmpty else { return }
+        let listedAfter = try await refreshIndexes()
+        for (key, record) in newer where (listedAfter[key] ?? 0) < record.version {
+            throw CoordinatorError(
+                .sealedState,
+                "the sealed state record \"\(record.name)\" is newer than the state's index (the index was put back to an older version); refusing to use it"
+            )
+        }
+        for key in absent where listedAfter[key] != nil {
+            // Written meanwhile under a name the listing missed, or gone for good.
+            guard let stored = try await fetch(key) else {
+                throw CoordinatorError(
                     .sealedState,
                     "a sealed state record listed in the state's index is missing from the store (deleted behind the Coordinator's back); refusing to use the state"
                 )
             }
-            guard let unexplained else { return }
-            // Only a commit made meanwhile (another replica) explains a difference.
-            for name in Self.indexNames { try await refreshIndex(name) }
-            if index.snapshots.mapValues(\.version) == before.mapValues(\.version) { throw unexplained }
+            if let version = listed[key], stored.version < version {
+                throw Self.rolledBack(try opened(stored, storageName: key, name: nil).name)
+            }
         }
-        throw CoordinatorError(
-            .storeUnavailable, "the state kept changing while its records were checked against the index; retry")
+    }
+
+    /// Reads every index again, and returns what they list together; without a main index the
+    /// state has none or moved to a new key.
+    private func refreshIndexes() async throws(CoordinatorError) -> [String: Int64] {
+        for name in Self.indexNames {
+            guard try await refreshIndex(name) || name != Self.indexName else {
+                throw CoordinatorError(
+                    .sealedState,
+                    "the sealed state has no index of its records (deleted, moved to a new key meanwhile, or written by an earlier development build); refusing to use it"
+                )
+            }
+        }
+        var listed: [String: Int64] = [:]
+        for snapshot in index.snapshots.values { listed.merge(snapshot.index.versions) { max($0, $1) } }
+        return listed
     }
 
     /// Writes that move every record to `newDataKey` (new storage names, new ciphertexts),

@@ -180,6 +180,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "X509", package: "swift-certificates"),
             ]
         ),
         .executableTarget(name: "marblerun", dependencies: ["MarblerunCLI"]),

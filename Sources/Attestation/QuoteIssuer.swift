@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Produces this process's quote for the given report data (the marble side of attestation).
 public protocol QuoteIssuer: Sendable {
@@ -21,11 +22,19 @@ public struct GramineQuoteIssuer: QuoteIssuer {
         FileManager.default.fileExists(atPath: directory.appendingPathComponent("quote").path)
     }
 
+    /// One report data and its quote at a time: the two files are the process's, so two threads
+    /// writing report data before either reads would get each other's quote.
+    private static let exclusive = Mutex(())
+
     public func issueQuote(reportData: [UInt8]) throws(AttestationError) -> [UInt8] {
         guard reportData.count <= 64 else {
             throw AttestationError(.policy, "report data holds at most 64 bytes, got \(reportData.count)")
         }
         let padded = reportData + [UInt8](repeating: 0, count: 64 - reportData.count)
+        return try Self.exclusive.withLock { _ throws(AttestationError) in try exchange(padded) }
+    }
+
+    private func exchange(_ padded: [UInt8]) throws(AttestationError) -> [UInt8] {
         do {
             let handle = try FileHandle(forWritingTo: directory.appendingPathComponent("user_report_data"))
             try handle.write(contentsOf: Data(padded))

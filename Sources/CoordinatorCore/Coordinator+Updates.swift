@@ -224,7 +224,9 @@ extension Coordinator {
             events.append(applied!.event)
         }
         try await commit(
-            newCore, basedOn: epoch, events: events, also: applied?.recoveryWrites ?? [], rekey: applied?.rekey)
+            newCore, basedOn: epoch, events: events,
+            also: (applied?.recoveryWrites ?? []) + (applied?.sealWrites ?? []),
+            rekey: applied?.rekey)
         if let applied { adopt(applied) }
         return UpdateResult(
             missingAcknowledgments: pending.missingAcknowledgments, missingUsers: pending.missingUsers,
@@ -240,6 +242,8 @@ extension Coordinator {
         /// New recovery data and shares when the recovery keys or threshold changed.
         var recoveryWrites: [StoreWrite] = []
         var recoverySecrets: [String: [UInt8]] = [:]
+        /// The data key sealed again when the seal mode changed (and the key did not).
+        var sealWrites: [StoreWrite] = []
         /// The state re-encrypted under a new data key, when the recovery keys changed.
         var rekey: Rekey?
     }
@@ -283,26 +287,13 @@ extension Coordinator {
         {
             let newKey = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
             let moved = try await sealed.rekeyWrites(to: newKey, replacing: ["core", AuditTrail.headName])
-            let sealedKey: StoredValue?
             // Replicas' copies of the old key go: they obtain the new one from a running replica.
-            var staleCopies: [StoreWrite] = []
-            do {
-                sealedKey = try await sealed.store.read(SealedStore.sealedDataKeyName)
-                for name in try await sealed.store.keys(withPrefix: Self.replicaKeyPrefix) {
-                    if let copy = try await sealed.store.read(name) {
-                        staleCopies.append(StoreWrite(key: name, value: nil, expectedVersion: copy.version))
-                    }
-                }
-            } catch {
-                throw CoordinatorError(.storeUnavailable, "the state store failed: \(error.message)")
-            }
             applied.rekey = Rekey(
-                writes: moved.writes + staleCopies + [
-                    StoreWrite(
-                        key: SealedStore.sealedDataKeyName, value: try sealer.seal(newKey),
-                        expectedVersion: sealedKey?.version)
-                ], store: moved.store)
+                writes: moved.writes + (try await sealedKeyWrites(newKey, mode: SealMode(manifest))),
+                store: moved.store)
             (applied.recoveryWrites, applied.recoverySecrets) = try await recoveryData(for: manifest, dataKey: newKey)
+        } else {
+            applied.sealWrites = try await resealWrites(for: manifest)
         }
         return applied
     }

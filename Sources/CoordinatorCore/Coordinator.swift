@@ -194,7 +194,7 @@ public actor Coordinator {
     ) async throws(CoordinatorError) -> [UInt8] {
         let firstFailure: CoordinatorError
         do {
-            return try sealer.unseal(sealedKey.bytes)
+            return try SealedKeyRecord.unseal(sealedKey.bytes, with: sealer)
         } catch {
             firstFailure = error
         }
@@ -202,7 +202,9 @@ public actor Coordinator {
         do {
             copies = try await store.keys(withPrefix: replicaKeyPrefix)
             for name in copies {
-                if let copy = try await store.read(name), let key = try? sealer.unseal(copy.bytes) {
+                if let copy = try await store.read(name),
+                    let key = try? SealedKeyRecord.unseal(copy.bytes, with: sealer)
+                {
                     // A copy sealed before the key changed (re-encryption) no longer opens the state.
                     if try await SealedStore(store: store, dataKey: key).read("core") != nil { return key }
                 }
@@ -224,8 +226,11 @@ public actor Coordinator {
         guard key.count == 32, (try? await SealedStore(store: store, dataKey: key).read("core")) != nil else {
             throw CoordinatorError(.sealedState, "the key a replica handed over does not open the state")
         }
+        // The copy is sealed as the main record is; with sealing disabled there is none.
+        let mode = (try? SealedKeyRecord.decode(sealedKey.bytes))?.mode ?? .productKey
+        if mode == .disabled { return key }
         let name = replicaKeyPrefix + Hex.encode(SymmetricKey(size: .bits128).withUnsafeBytes { Array($0) })
-        let sealedCopy = try sealer.seal(key)
+        let sealedCopy = try SealedKeyRecord.seal(key, mode: mode, with: sealer)
         do {
             try await store.commit([StoreWrite(key: name, value: sealedCopy, expectedVersion: nil)])
         } catch {
@@ -288,7 +293,9 @@ public actor Coordinator {
             throw CoordinatorError(.internalFailure, "creating the Coordinator's CA failed")
         }
         try await sealed.commit([
-            StoreWrite(key: SealedStore.sealedDataKeyName, value: try sealer.seal(dataKey), expectedVersion: nil),
+            StoreWrite(
+                key: SealedStore.sealedDataKeyName,
+                value: try SealedKeyRecord.seal(dataKey, mode: .productKey, with: sealer), expectedVersion: nil),
             try sealed.write("core", core.encoded(), expectedVersion: nil),
         ])
         return Coordinator(
@@ -371,12 +378,13 @@ public actor Coordinator {
             throw CoordinatorError(.internalFailure, "generating the manifest's secrets failed")
         }
         let (recoveryWrites, recoverySecrets) = try await recoveryData(for: manifest)
+        let sealWrites = try await resealWrites(for: manifest)
         try await commit(
             newCore, basedOn: epoch,
             events: [
                 AuditTrail.Event(
                     AuditEvent.manifestSet, user: nil, details: ["manifestFingerprint": document.fingerprint])
-            ], also: recoveryWrites)
+            ], also: recoveryWrites + sealWrites)
         self.document = document
         sharedSecrets = secrets
         cachedIssuer = nil

@@ -57,8 +57,12 @@ public struct CoordinatorServer: Sendable {
             core.strictManifest = configuration.strictManifest
             core.sharedStore = configuration.postgresURL != nil
             var dataKeySource: Coordinator.DataKeySource?
-            if core.sharedStore {
-                let identity = try await ownIdentity(environment)
+            // In an enclave the Coordinator checks its own quote first (a wrong collateral service
+            // or root shows at once); in simulation only replicas need it (their identity).
+            let own =
+                configuration.simulationDirectory == nil || core.sharedStore ? try await ownQuote(environment) : nil
+            if core.sharedStore, let own {
+                let identity = PackagePolicy(debug: own.debug, uniqueID: own.uniqueID)
                 core.replicaIdentity = identity
                 let client = ReplicaKeyClient(
                     peers: configuration.peers, identity: identity, quoteIssuer: environment.quoteIssuer,
@@ -263,22 +267,71 @@ public struct CoordinatorServer: Sendable {
         var quoteIssuer: any QuoteIssuer
     }
 
-    /// This Coordinator's identity as its own verified quote shows it: what a replica must be
-    /// to be handed the data key.
-    private func ownIdentity(_ environment: EnclaveEnvironment) async throws -> PackagePolicy {
-        let quote = try Quote(parsing: try environment.quoteIssuer.issueQuote(reportData: []))
-        let collateral = try await environment.collateral.collateral(for: quote)
-        let verified = try environment.verifier.verify(quote, collateral: collateral, at: Date())
-        return PackagePolicy(debug: verified.debug, uniqueID: verified.uniqueID)
+    /// This Coordinator's own quote, verified as a marble's would be: it shows (and the log
+    /// says) which enclave this is, and what a replica must be to be handed the data key.
+    private func ownQuote(_ environment: EnclaveEnvironment) async throws -> VerifiedQuote {
+        let verified: VerifiedQuote
+        do throws(AttestationError) {
+            let quote = try Quote(parsing: try environment.quoteIssuer.issueQuote(reportData: []))
+            let collateral = try await environment.collateral.collateral(for: quote)
+            verified = try environment.verifier.verify(quote, collateral: collateral, at: Date())
+        } catch {
+            throw ServerConfigurationError(
+                "this Coordinator's own quote does not verify: \(error.message) [\(error.code)]; check the collateral service (--pccs, --qcnl-config) and the enclave"
+            )
+        }
+        let tee = configuration.simulationDirectory == nil ? "SGX (Gramine)" : "simulated SGX"
+        logger.notice(
+            "running as an attested enclave",
+            metadata: [
+                "tee": "\(tee)", "uniqueID": "\(Hex.encode(verified.uniqueID))",
+                "signerID": "\(Hex.encode(verified.signerID))", "productID": "\(verified.productID)",
+                "securityVersion": "\(verified.securityVersion)", "tcbStatus": "\(verified.tcbStatus.rawValue)",
+            ])
+        if verified.debug && configuration.simulationDirectory == nil {
+            logger.warning("this is a DEBUG enclave: its memory can be read by the host; never use it in production")
+        }
+        return verified
+    }
+
+    /// Without `--simulation`: Gramine's attestation interface, which must say `dcap`; quotes
+    /// and sealing keys come from it, collateral from the configured service.
+    private func gramineEnvironment(collateralClient: HTTPClient?) throws -> EnclaveEnvironment {
+        let directory = configuration.gramineDirectory
+        let typeFile = directory.appendingPathComponent("attestation_type")
+        let type = FileManager.default.contents(atPath: typeFile.path).map {
+            String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        guard type == "dcap", let service = configuration.collateralService, let collateralClient else {
+            let found = type.map { "says \"\($0.prefix(40))\", not dcap" } ?? "does not exist"
+            throw ServerConfigurationError(
+                """
+                no SGX enclave to run in: \(typeFile.path) \(found). Run the Coordinator under gramine-sgx with \
+                sgx.remote_attestation = "dcap" (see deploy/gramine), or with --simulation DIR for development \
+                (EDG_COORDINATOR_SIMULATION)
+                """)
+        }
+        var root = TrustAnchors.intelSGXRootCA
+        if let pinned = configuration.sgxRootCA {
+            root = pinned
+            logger.warning(
+                "quotes and collateral are checked against a root CA given by --sgx-root-ca instead of Intel's SGX Root CA: for test platforms only",
+                metadata: ["subject": "\(pinned.subject)"])
+        }
+        logger.notice(
+            "collateral: fetched from a collateral service, cached until it expires",
+            metadata: ["url": "\(service.collateralURL)", "tlsCertificateChecked": "\(service.useSecureCert)"])
+        return EnclaveEnvironment(
+            verifier: QuoteVerifier(trustedRoot: root),
+            collateral: PCCSCollateralProvider(configuration: service, client: collateralClient),
+            sealer: GramineSealer(directory: directory), quoteIssuer: GramineQuoteIssuer(directory: directory))
     }
 
     /// In simulation: the simulated platform (created if absent) verifies marbles and issues
-    /// the Coordinator's quote for the running executable. A real enclave is not supported yet.
+    /// the Coordinator's quote for the running executable; otherwise Gramine's interface.
     private func enclaveEnvironment(collateralClient: HTTPClient?) throws -> EnclaveEnvironment {
         guard let directory = configuration.simulationDirectory else {
-            throw ServerConfigurationError(
-                "running in a real SGX enclave is not supported yet: start with --simulation DIR (or EDG_COORDINATOR_SIMULATION=DIR)"
-            )
+            return try gramineEnvironment(collateralClient: collateralClient)
         }
         let platform: SimulatedPlatform
         if FileManager.default.fileExists(atPath: directory.appendingPathComponent("platform.json").path) {

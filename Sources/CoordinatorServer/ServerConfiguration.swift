@@ -1,6 +1,8 @@
+import Attestation
 import AttestationPCCS
 import CoordinatorCore
 import Foundation
+import X509
 
 /// A `host:port` to listen on, written as Go does (`:4433` listens on every interface).
 public struct ListenAddress: Sendable, Hashable, CustomStringConvertible {
@@ -53,6 +55,12 @@ public struct ServerConfiguration: Sendable {
     public var peers: [String] = []
     /// The simulated SGX platform directory; nil means a real enclave.
     public var simulationDirectory: URL?
+    /// Gramine's attestation interface (`attestation_type`, `user_report_data`, `quote`,
+    /// `keys/`), used without simulation.
+    public var gramineDirectory = GramineQuoteIssuer.defaultDirectory
+    /// A root CA to check quotes and collateral against instead of Intel's SGX Root CA (test
+    /// platforms only); nil: Intel's.
+    public var sgxRootCA: Certificate?
     /// The PCCS or Intel PCS collateral is fetched from; nil in simulation: the simulated
     /// platform's own collateral.
     public var collateralService: QCNLConfiguration?

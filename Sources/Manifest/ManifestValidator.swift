@@ -589,6 +589,12 @@ private struct Check {
                 "unknown seal mode \"\(config.sealMode.prefix(60))\"; use ProductKey (default), UniqueKey or Disabled\(hint(config.sealMode, ManifestVocabulary.sealModes))"
             )
         }
+        if config.sealMode == "Disabled", manifest.recoveryKeys.isEmpty {
+            problems.warning(
+                .missingSection, root.appending("SealMode"),
+                "SealMode Disabled keeps no sealed key: without RecoveryKeys (or a running replica to hand the key over) the state cannot be opened after a restart"
+            )
+        }
         for (index, gate) in config.featureGates.enumerated() where !ManifestVocabulary.featureGates.contains(gate) {
             problems.error(
                 .invalidValue, root.appending("FeatureGates").appending(index: index),

@@ -6,6 +6,7 @@ import Foundation
 import Logging
 import Metrics
 import Prometheus
+import X509
 
 /// `coordinator`: runs the MarbleRun-compatible Coordinator. Every flag falls back to
 /// MarbleRun's environment name, then to MarbleRun's default.
@@ -69,6 +70,18 @@ struct CoordinatorCommand: AsyncParsableCommand {
             --pccs is given.
             """)
     var qcnlConfig: String?
+    @Option(
+        help: """
+            Gramine's attestation directory, used without --simulation (EDG_COORDINATOR_GRAMINE_DIR; default \
+            /dev/attestation, where attestation_type must say dcap).
+            """)
+    var gramineDir: String?
+    @Option(
+        help: """
+            PEM root CA that quotes and collateral must chain to instead of Intel's SGX Root CA: for test \
+            platforms only (EDG_COORDINATOR_SGX_ROOT_CA).
+            """)
+    var sgxRootCA: String?
     @Option(help: "Curve of the CA keys: P-256 or P-384 (EDG_COORDINATOR_CURVE).")
     var curve: String?
     @Flag(help: "Refuse manifests with unknown fields instead of warning.")
@@ -133,6 +146,17 @@ struct CoordinatorCommand: AsyncParsableCommand {
         configuration.startupManifest = setting(startupManifest, "EDG_STARTUP_MANIFEST").map(URL.init(fileURLWithPath:))
         configuration.simulationDirectory = setting(simulation, "EDG_COORDINATOR_SIMULATION").map(
             URL.init(fileURLWithPath:))
+        if let path = setting(gramineDir, "EDG_COORDINATOR_GRAMINE_DIR") {
+            configuration.gramineDirectory = URL(fileURLWithPath: path)
+        }
+        if let path = setting(sgxRootCA, "EDG_COORDINATOR_SGX_ROOT_CA") {
+            guard let text = FileManager.default.contents(atPath: path).map({ String(decoding: $0, as: UTF8.self) }),
+                let root = try? Certificate(pemEncoded: text)
+            else {
+                throw ValidationError("--sgx-root-ca \(path): not a readable PEM certificate")
+            }
+            configuration.sgxRootCA = root
+        }
         do {
             configuration.collateralService = try QCNLConfiguration.resolve(
                 url: setting(pccs, "EDG_COORDINATOR_PCCS"), path: setting(qcnlConfig, "QCNL_CONF_PATH"),

@@ -1,5 +1,5 @@
-import Foundation
 import CoordinatorTesting
+import Foundation
 import Synchronization
 
 #if canImport(Glibc)
@@ -48,16 +48,19 @@ final class CoordinatorProcess: @unchecked Sendable {
     }
 
     /// Starts the binary and waits, with a deadline, until the client API answers.
-    func start(extraArguments: [String] = [], environment: [String: String] = [:]) async throws {
+    /// Without `simulation`, `--simulation` is not passed (a Gramine enclave or a refusal).
+    func start(extraArguments: [String] = [], environment: [String: String] = [:], simulation: Bool = true)
+        async throws
+    {
         let process = Process()
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.executableURL = Self.binary
         process.arguments =
             [
-                "--simulation", simulationDirectory.path, "--seal-dir", sealDirectory.path,
+                "--seal-dir", sealDirectory.path,
                 "--client-addr", "127.0.0.1:\(clientPort)", "--mesh-addr", "127.0.0.1:\(meshPort)",
                 "--prometheus-addr", "127.0.0.1:\(metricsPort)",
-            ] + extraArguments
+            ] + (simulation ? ["--simulation", simulationDirectory.path] : []) + extraArguments
         if !FileManager.default.fileExists(atPath: logFile.path) {
             try Data().write(to: logFile)
         }

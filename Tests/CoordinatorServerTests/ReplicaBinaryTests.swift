@@ -267,7 +267,7 @@ import Testing
             let activations = acknowledged.activations.withLock { $0 }
             let attempted = acknowledged.attemptedActivations.withLock { $0 }
             try #require(attempted < limit, "the load must stay below the limit to count it")
-            #expect(activations.count > 20, "the load did something: \(activations.count) of \(attempted)")
+            #expect(activations.count >= 8, "the load did something: \(activations.count) of \(attempted)")
             // The stored count covers every acknowledged activation: fill the remaining capacity through b.
             var fresh = 0
             while fresh <= limit, await CrashTests.activate(b, uuid: UUID(), root: root) { fresh += 1 }

@@ -1,6 +1,7 @@
 import AuditLog
 import Crypto
 import Foundation
+import Manifest
 import Store
 import _CryptoExtras
 
@@ -165,11 +166,17 @@ public actor RecoveryCoordinator {
                     AuditEvent.recovered, user: nil, details: ["recoveryKeys": names.joined(separator: ",")])
             ],
             at: now(), signedBy: pki.rootKey, in: sealed)
-        try await sealed.commit(
-            [
+        // Sealed in the recovered manifest's mode; with sealing disabled, the next start recovers again.
+        let mode = SealMode(core.manifest.flatMap { ManifestDocument.parse($0, options: ManifestOptions()).manifest })
+        let keyWrites =
+            mode == .disabled
+            ? []
+            : [
                 StoreWrite(
-                    key: SealedStore.sealedDataKeyName, value: try sealer.seal(dataKey),
+                    key: SealedStore.sealedDataKeyName,
+                    value: try SealedKeyRecord.seal(dataKey, mode: mode, with: sealer),
                     expectedVersion: current?.version)
-            ] + logWrites)
+            ]
+        try await sealed.commit(keyWrites + logWrites)
     }
 }

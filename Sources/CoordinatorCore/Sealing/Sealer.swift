@@ -1,13 +1,14 @@
 import Crypto
 import Foundation
 
-/// Seals the Coordinator's data key to this machine: an enclave seals it with its sealing key.
-/// Without SGX only simulation sealers exist here; they say so.
+/// Seals the Coordinator's data key to this machine: an enclave seals it with the sealing key
+/// the mode names (``GramineSealer``); the simulation sealers have one key for every mode and say so.
 public protocol Sealer: Sendable {
     /// How the key is protected, for start-up logs ("SGX product key", "INSECURE simulation key file").
     var description: String { get }
-    func seal(_ dataKey: [UInt8]) throws(CoordinatorError) -> [UInt8]
-    func unseal(_ sealed: [UInt8]) throws(CoordinatorError) -> [UInt8]
+    /// `dataKey` sealed in `mode` (never ``SealMode/disabled``: nothing is sealed then).
+    func seal(_ dataKey: [UInt8], mode: SealMode) throws(CoordinatorError) -> [UInt8]
+    func unseal(_ sealed: [UInt8], mode: SealMode) throws(CoordinatorError) -> [UInt8]
 }
 
 /// Simulation: the data key is sealed with AES-256-GCM under a key kept in a file of the seal
@@ -50,7 +51,7 @@ public struct SimulationSealer: Sealer {
         }
     }
 
-    public func seal(_ dataKey: [UInt8]) throws(CoordinatorError) -> [UInt8] {
+    public func seal(_ dataKey: [UInt8], mode: SealMode) throws(CoordinatorError) -> [UInt8] {
         do {
             return Array(try AES.GCM.seal(dataKey, using: key, authenticating: Self.associatedData).combined!)
         } catch {
@@ -58,7 +59,7 @@ public struct SimulationSealer: Sealer {
         }
     }
 
-    public func unseal(_ sealed: [UInt8]) throws(CoordinatorError) -> [UInt8] {
+    public func unseal(_ sealed: [UInt8], mode: SealMode) throws(CoordinatorError) -> [UInt8] {
         do {
             return Array(
                 try AES.GCM.open(AES.GCM.SealedBox(combined: sealed), using: key, authenticating: Self.associatedData))
@@ -78,7 +79,7 @@ public struct EphemeralSealer: Sealer {
 
     public var description: String { "in-memory key (state is lost with the process)" }
 
-    public func seal(_ dataKey: [UInt8]) throws(CoordinatorError) -> [UInt8] {
+    public func seal(_ dataKey: [UInt8], mode: SealMode) throws(CoordinatorError) -> [UInt8] {
         do {
             return Array(try AES.GCM.seal(dataKey, using: key).combined!)
         } catch {
@@ -86,7 +87,7 @@ public struct EphemeralSealer: Sealer {
         }
     }
 
-    public func unseal(_ sealed: [UInt8]) throws(CoordinatorError) -> [UInt8] {
+    public func unseal(_ sealed: [UInt8], mode: SealMode) throws(CoordinatorError) -> [UInt8] {
         do {
             return Array(try AES.GCM.open(AES.GCM.SealedBox(combined: sealed), using: key))
         } catch {

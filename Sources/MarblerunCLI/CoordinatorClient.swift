@@ -44,8 +44,15 @@ struct ConnectionOptions: ParsableArguments {
     @Option(help: "Collateral for real quotes: a dcap-qvl JSON bundle or an Intel PCS folder.")
     var collateral: String?
 
-    @Option(help: "PCCS or Intel PCS base URL for real quotes' collateral.")
+    @Option(help: "PCCS or Intel PCS base URL for real quotes' collateral (replaces the QCNL file's URL).")
     var pccs: String?
+
+    @Option(
+        help: """
+            Intel QCNL configuration naming the collateral service for real quotes (default \
+            /etc/sgx_default_qcnl.conf when it exists, else Intel's PCS; QCNL_CONF_PATH).
+            """)
+    var qcnlConfig: String?
 
     @Flag(name: [.customShort("i"), .long], help: "Skip verifying the Coordinator (no quote check, no TLS check).")
     var insecure = false
@@ -133,28 +140,45 @@ struct ConnectionOptions: ParsableArguments {
         return root
     }
 
-    /// The verifier and collateral for the Coordinator's quote: the simulated platform, or the
-    /// Intel root with collateral from a file or a PCCS.
+    /// The verifier and collateral for the Coordinator's quote: the simulated platform's root (and
+    /// its collateral unless a collateral service is named), or Intel's root with collateral from a
+    /// file or a collateral service (a PCCS URL, the QCNL configuration, else Intel's PCS).
     private func trust(for quote: Quote) async throws -> (QuoteVerifier, Collateral) {
+        let qcnlPath =
+            qcnlConfig ?? ProcessInfo.processInfo.environment["QCNL_CONF_PATH"].flatMap { $0.isEmpty ? nil : $0 }
         if let simulation {
             let platform = try SimulatedPlatform.load(from: URL(fileURLWithPath: simulation))
-            return (platform.verifier, platform.collateral)
+            guard pccs != nil || qcnlPath != nil else { return (platform.verifier, platform.collateral) }
+            return (platform.verifier, try await fetchCollateral(for: quote, path: qcnlPath, defaults: false))
         }
         if let collateral {
             return (QuoteVerifier(), try FileCollateralProvider(location: URL(fileURLWithPath: collateral)).load())
         }
-        if let pccs {
-            let client = HTTPClient(eventLoopGroupProvider: .singleton)
-            do {
-                let collateral = try await PCCSCollateralProvider(baseURL: pccs, client: client).collateral(for: quote)
-                try await client.shutdown()
-                return (QuoteVerifier(), collateral)
-            } catch {
-                try? await client.shutdown()
-                throw error
-            }
+        return (QuoteVerifier(), try await fetchCollateral(for: quote, path: qcnlPath, defaults: true))
+    }
+
+    private func fetchCollateral(for quote: Quote, path: String?, defaults: Bool) async throws -> Collateral {
+        let service: QCNLConfiguration
+        do {
+            service = try QCNLConfiguration.resolve(url: pccs, path: path, defaults: defaults) ?? .intel
+        } catch {
+            throw CLIError(error.message)
         }
-        throw CLIError("say where the quote's collateral comes from: --simulation DIR, --collateral PATH or --pccs URL")
+        let client = PCCSCollateralProvider.makeClient(for: service)
+        do {
+            let collateral = try await PCCSCollateralProvider(configuration: service, client: client).collateral(
+                for: quote)
+            try await client.shutdown()
+            return collateral
+        } catch {
+            try? await client.shutdown()
+            if let error = error as? AttestationError, error.code == .collateralUnavailable {
+                throw CLIError(
+                    "\(error.message); name a reachable collateral service with --pccs URL or --qcnl-config FILE, or give --collateral PATH (--simulation DIR for a simulated Coordinator)"
+                )
+            }
+            throw error
+        }
     }
 
     private func save(_ root: Certificate) throws {

@@ -58,6 +58,13 @@ struct MarbleCommand: AsyncParsableCommand {
         @Option(help: "PCCS or Intel PCS base URL for the Coordinator's real quote (EDG_MARBLE_PCCS).")
         var pccs: String?
 
+        @Option(
+            help: """
+                Intel QCNL configuration naming the collateral service for the Coordinator's real quote \
+                (default /etc/sgx_default_qcnl.conf when it exists, else Intel's PCS; QCNL_CONF_PATH).
+                """)
+        var qcnlConfig: String?
+
         @Option(help: "Seconds to keep retrying while the Coordinator is unreachable.")
         var timeout: Int = 60
 
@@ -128,7 +135,7 @@ struct MarbleCommand: AsyncParsableCommand {
                     throw ValidationError("\(gramine.path)/quote does not exist: this is not a Gramine enclave")
                 }
                 MarbleCommand.report("quotes from Gramine's \(gramine.path)")
-                return (GramineQuoteIssuer(directory: gramine), realEvidence(environment))
+                return (GramineQuoteIssuer(directory: gramine), try realEvidence(environment))
             case .simulation, .auto:
                 guard let platformDirectory else {
                     throw ValidationError("simulation needs --simulation DIR (or EDG_MARBLE_SIMULATION)")
@@ -141,29 +148,38 @@ struct MarbleCommand: AsyncParsableCommand {
             }
         }
 
-        /// Intel's root with collateral from a file or a PCCS, when one is given.
-        func realEvidence(_ environment: [String: String]) -> CoordinatorEvidence? {
-            if let path = collateral ?? environment["EDG_MARBLE_COLLATERAL"], !path.isEmpty {
+        /// Intel's root with collateral from a file, or from the collateral service a PCCS URL or
+        /// Intel's QCNL configuration names (default: Intel's PCS).
+        func realEvidence(_ environment: [String: String]) throws -> CoordinatorEvidence? {
+            func setting(_ name: String) -> String? { environment[name].flatMap { $0.isEmpty ? nil : $0 } }
+            if let path = collateral ?? setting("EDG_MARBLE_COLLATERAL") {
                 let provider = FileCollateralProvider(location: URL(fileURLWithPath: path))
                 return CoordinatorEvidence(verifier: QuoteVerifier()) { quote in
                     try await provider.collateral(for: quote)
                 }
             }
-            if let url = pccs ?? environment["EDG_MARBLE_PCCS"], !url.isEmpty {
-                return CoordinatorEvidence(verifier: QuoteVerifier()) { quote in
-                    let client = HTTPClient(eventLoopGroupProvider: .singleton)
-                    do {
-                        let collateral = try await PCCSCollateralProvider(baseURL: url, client: client).collateral(
-                            for: quote)
-                        try await client.shutdown()
-                        return collateral
-                    } catch {
-                        try? await client.shutdown()
-                        throw error
-                    }
+            let service: QCNLConfiguration
+            do {
+                service =
+                    try QCNLConfiguration.resolve(
+                        url: pccs ?? setting("EDG_MARBLE_PCCS"), path: qcnlConfig ?? setting("QCNL_CONF_PATH"),
+                        defaults: true) ?? .intel
+            } catch {
+                throw ValidationError(error.message)
+            }
+            MarbleCommand.report("the Coordinator's collateral from \(service.collateralURL)")
+            return CoordinatorEvidence(verifier: QuoteVerifier()) { quote in
+                let client = PCCSCollateralProvider.makeClient(for: service)
+                do {
+                    let collateral = try await PCCSCollateralProvider(configuration: service, client: client)
+                        .collateral(for: quote)
+                    try await client.shutdown()
+                    return collateral
+                } catch {
+                    try? await client.shutdown()
+                    throw error
                 }
             }
-            return nil
         }
     }
 

@@ -1,6 +1,6 @@
 import Attestation
-import Foundation
 import CoordinatorTesting
+import Foundation
 import Testing
 import X509
 
@@ -121,6 +121,42 @@ import X509
             running = try await session.run(["status", session.address])
         }
         #expect(running.stdout.hasPrefix("3:"), "\(running.stdout)\(running.stderr)")
+        #expect(await coordinator.stop() == 0)
+    }
+
+    /// The Coordinator's collateral from a PCCS that an `sgx_default_qcnl.conf` names (here the
+    /// simulated platform's collateral, served by the local PCCS), and a clear message when the
+    /// service cannot be reached.
+    @Test func theCLIFetchesCollateralFromThePCCSAQCNLFileNames() async throws {
+        let coordinator = try CoordinatorProcess()
+        try await coordinator.start()
+        let session = Session(coordinator: coordinator)
+        let pccs = try LocalPCCS(folder: coordinator.simulationDirectory.appendingPathComponent("collateral"))
+        let client = try pccs.client()
+        defer { _ = client.shutdown() }
+        let uniqueID = Hex.encode(try SimulatedEnclave.uniqueID(of: CoordinatorProcess.binary))
+        let era = try session.file("era.json", #"{"coordinator": {"UniqueID": "\#(uniqueID)", "Debug": false}}"#)
+        let qcnl = try session.file(
+            "sgx_default_qcnl.conf",
+            """
+            {
+              // a PCCS with a self-signed certificate
+              "pccs_url": "\(pccs.baseURL)/sgx/certification/v4/",
+              "use_secure_cert": false,
+            }
+            """)
+        let simulation = ["--simulation", coordinator.simulationDirectory.path]
+        let status = try await session.run(
+            ["status", session.address, "--era-config", era, "--qcnl-config", qcnl] + simulation)
+        #expect(status.status == 0 && status.stdout.hasPrefix("2:"), "\(status.stdout)\(status.stderr)")
+        #expect(try await pccs.stats(client)["/sgx/certification/v4/tcb"] == 1, "the collateral came from the PCCS")
+
+        let down = try session.file("down.conf", #"{"pccs_url": "https://127.0.0.1:1/", "use_secure_cert": false}"#)
+        let refused = try await ProcessRunner.run(
+            Self.cli,
+            ["status", session.address, "--era-config", era, "--qcnl-config", down] + simulation
+                + ["--coordinator-cert", coordinator.directory.appendingPathComponent("other.pem").path])
+        #expect(refused.status != 0 && refused.stderr.contains("reachable collateral service"), "\(refused.stderr)")
         #expect(await coordinator.stop() == 0)
     }
 }

@@ -48,19 +48,25 @@ struct SimulationInitCommand: AsyncParsableCommand {
     }
 }
 
-/// `marblerun package-info EXECUTABLE`
+/// `marblerun package-info ENCLAVE`
 struct PackageInfoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "package-info",
-        abstract: "Print the simulated UniqueID and SignerID of an executable, for a manifest package.",
+        abstract:
+            "Print an enclave's UniqueID, SignerID, ProductID, SecurityVersion and Debug, for a manifest package.",
         discussion: """
-            UniqueID is the SHA-256 of the executable. SignerID is the SHA-256 of the signing key: \
-            the simulation's default key (--simulation) or the key of a signing configuration \
-            (--signer-config: {"SigningKey": "key.pem", "ProductID": 1, "SecurityVersion": 2, "Debug": false}).
+            A signed SGX enclave: a Gramine .sig file or instance directory, an Occlum instance \
+            directory, an SGX SDK or Occlum enclave (ELF section .note.sgxmeta), an EGo or Open Enclave \
+            binary (section .oeinfo). The values come from its SIGSTRUCT, whose RSA-3072 signature is \
+            checked: "signature invalid" (exit 1) when it does not verify.
+
+            Simulation (--simulation DIR or --signer-config FILE): UniqueID is the SHA-256 of the \
+            executable; SignerID the SHA-256 of the signing key, the simulation's default key or the key \
+            of a signing configuration ({"SigningKey": "key.pem", "ProductID": 1, "SecurityVersion": 2, "Debug": false}).
             """
     )
 
-    @Argument(help: "The executable.")
+    @Argument(help: "The enclave (file or instance directory), or in simulation the executable.")
     var executable: String
 
     @Option(help: "A simulated platform directory whose default signing key signs the executable.")
@@ -73,6 +79,17 @@ struct PackageInfoCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
+        if simulation == nil && signerConfig == nil {
+            let valid: Bool
+            do {
+                valid = try printEnclave()
+            } catch {
+                printError("error: \(error.message)")
+                throw ExitCode(1)
+            }
+            guard valid else { throw ExitCode(1) }
+            return
+        }
         do {
             let url = URL(fileURLWithPath: executable)
             let uniqueID = try SimulatedEnclave.uniqueID(of: url)
@@ -82,29 +99,55 @@ struct PackageInfoCommand: AsyncParsableCommand {
             } else if let simulation {
                 signer = try SimulatedPlatform.load(from: URL(fileURLWithPath: simulation)).defaultSigner
             }
-            if json {
-                var object: [String: Any] = ["UniqueID": QuoteReport.hex(uniqueID)]
-                if let signer {
-                    object["SignerID"] = QuoteReport.hex(signer.signerID)
-                    object["ProductID"] = Int(signer.productID)
-                    object["SecurityVersion"] = Int(signer.securityVersion)
-                    object["Debug"] = signer.debug
-                }
-                print(QuoteReport.serialize(object))
-            } else {
-                print("UniqueID: \(QuoteReport.hex(uniqueID))")
-                if let signer {
-                    print("SignerID: \(QuoteReport.hex(signer.signerID))")
-                    print("ProductID: \(signer.productID)")
-                    print("SecurityVersion: \(signer.securityVersion)")
-                    print("Debug: \(signer.debug)")
-                } else {
-                    print("SignerID: (give --simulation DIR or --signer-config FILE)")
-                }
-            }
+            print(
+                package(
+                    uniqueID: uniqueID, signerID: signer?.signerID, productID: signer?.productID,
+                    securityVersion: signer?.securityVersion, debug: signer?.debug))
         } catch {
             printError("error: \(error.message)")
             throw ExitCode(1)
         }
+    }
+
+    /// Prints a real enclave's values from its SIGSTRUCT; false when its signature does not verify.
+    private func printEnclave() throws(AttestationError) -> Bool {
+        let (sigstruct, file) = try EnclaveImage.sigstruct(at: executable)
+        print(
+            package(
+                uniqueID: sigstruct.uniqueID, signerID: sigstruct.signerID, productID: sigstruct.productID,
+                securityVersion: sigstruct.securityVersion, debug: sigstruct.debug))
+        guard sigstruct.signatureIsValid else {
+            printError(
+                "error: signature invalid: the SIGSTRUCT in \(file) does not verify under its own RSA-3072 key; the enclave was changed after signing or is corrupt"
+            )
+            return false
+        }
+        if !json { print("Signature: valid (RSA-3072, the key whose SHA-256 is the SignerID)") }
+        return true
+    }
+
+    private func package(
+        uniqueID: [UInt8], signerID: [UInt8]?, productID: UInt16?, securityVersion: UInt16?, debug: Bool?
+    ) -> String {
+        if json {
+            var object: [String: Any] = ["UniqueID": QuoteReport.hex(uniqueID)]
+            if let signerID, let productID, let securityVersion, let debug {
+                object["SignerID"] = QuoteReport.hex(signerID)
+                object["ProductID"] = Int(productID)
+                object["SecurityVersion"] = Int(securityVersion)
+                object["Debug"] = debug
+            }
+            return QuoteReport.serialize(object)
+        }
+        guard let signerID, let productID, let securityVersion, let debug else {
+            return "UniqueID: \(QuoteReport.hex(uniqueID))\nSignerID: (give --simulation DIR or --signer-config FILE)"
+        }
+        return """
+            UniqueID: \(QuoteReport.hex(uniqueID))
+            SignerID: \(QuoteReport.hex(signerID))
+            ProductID: \(productID)
+            SecurityVersion: \(securityVersion)
+            Debug: \(debug)
+            """
     }
 }

@@ -1,5 +1,5 @@
-import Foundation
 import CoordinatorTesting
+import Foundation
 import Testing
 
 /// `marblerun quote verify`, `simulation init` and `package-info` through the real binary.
@@ -74,5 +74,35 @@ import Testing
         let missing = try await CLIRunner.run(["package-info", "/nonexistent/binary"])
         #expect(missing.status == 1)
         #expect(missing.stderr.contains("cannot read /nonexistent/binary"))
+    }
+
+    /// `package-info` on a real enclave's signature structure (an Occlum enclave's `.note.sgxmeta`)
+    /// prints exactly its values; a copy with one signed byte changed is reported.
+    @Test func packageInfoReadsARealEnclaveAndCatchesAChangedByte() async throws {
+        let path = TestData.url("sigstruct/occlum-libos-sgxmeta.bin").path
+        let info = try await CLIRunner.run(["package-info", path])
+        #expect(info.status == 0, "\(info.stderr)")
+        #expect(
+            info.stdout == """
+                UniqueID: 9d0dc627f893fc5471c8089d621a3da3652cf4e67eece9143ec5656406275a26
+                SignerID: 83d719e77deaca1470f6baf62a4d774303c899db69020f9c70ee1dfc08c7ce9e
+                ProductID: 0
+                SecurityVersion: 0
+                Debug: false
+                Signature: valid (RSA-3072, the key whose SHA-256 is the SignerID)
+
+                """, "\(info.stdout)")
+        let json = try await CLIRunner.run(["package-info", path, "--json"])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        #expect(object["UniqueID"] as? String == "9d0dc627f893fc5471c8089d621a3da3652cf4e67eece9143ec5656406275a26")
+        #expect(object["ProductID"] as? Int == 0 && object["Debug"] as? Bool == false)
+
+        var bytes = try TestData.bytes("sigstruct/occlum-libos-sgxmeta.bin")
+        bytes[89 + 1026] ^= 0x01  // ISVSVN, inside the signed region
+        let changed = FileManager.default.temporaryDirectory.appendingPathComponent("changed-\(UUID().uuidString)")
+        try Data(bytes).write(to: changed)
+        let refused = try await CLIRunner.run(["package-info", changed.path])
+        #expect(refused.status == 1 && refused.stderr.contains("signature invalid"), "\(refused.stderr)")
+        #expect(refused.stdout.contains("SecurityVersion: 1"), "the values are still shown: \(refused.stdout)")
     }
 }

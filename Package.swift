@@ -191,6 +191,7 @@ let package = Package(
                 "MarbleKit", "Attestation", "AttestationPCCS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "X509", package: "swift-certificates"),
             ]),
         // The emojivoto demo: three Swift marbles (web, emoji, voting) talking over mutual TLS.
         .target(

@@ -4,6 +4,7 @@ import Attestation
 import AttestationPCCS
 import Foundation
 import MarbleKit
+import X509
 
 /// `marble run [--simulation DIR] -- PROGRAM ARGS…`: activates with the Coordinator, then
 /// becomes PROGRAM with the manifest's files, environment and arguments.
@@ -64,6 +65,13 @@ struct MarbleCommand: AsyncParsableCommand {
                 (default /etc/sgx_default_qcnl.conf when it exists, else Intel's PCS; QCNL_CONF_PATH).
                 """)
         var qcnlConfig: String?
+
+        @Option(
+            help: """
+                PEM root CA the Coordinator's quote and collateral must chain to instead of Intel's SGX Root CA: \
+                for test platforms only (EDG_MARBLE_SGX_ROOT_CA).
+                """)
+        var sgxRootCA: String?
 
         @Option(help: "Seconds to keep retrying while the Coordinator is unreachable.")
         var timeout: Int = 60
@@ -152,9 +160,19 @@ struct MarbleCommand: AsyncParsableCommand {
         /// Intel's QCNL configuration names (default: Intel's PCS).
         func realEvidence(_ environment: [String: String]) throws -> CoordinatorEvidence? {
             func setting(_ name: String) -> String? { environment[name].flatMap { $0.isEmpty ? nil : $0 } }
+            var verifier = QuoteVerifier()
+            if let path = sgxRootCA ?? setting("EDG_MARBLE_SGX_ROOT_CA") {
+                guard
+                    let text = FileManager.default.contents(atPath: path).map({ String(decoding: $0, as: UTF8.self) }),
+                    let root = try? Certificate(pemEncoded: text)
+                else { throw ValidationError("--sgx-root-ca \(path): not a readable PEM certificate") }
+                verifier = QuoteVerifier(trustedRoot: root)
+                MarbleCommand.report(
+                    "WARNING: the Coordinator's quote is checked against \(path), not Intel's SGX Root CA")
+            }
             if let path = collateral ?? setting("EDG_MARBLE_COLLATERAL") {
                 let provider = FileCollateralProvider(location: URL(fileURLWithPath: path))
-                return CoordinatorEvidence(verifier: QuoteVerifier()) { quote in
+                return CoordinatorEvidence(verifier: verifier) { quote in
                     try await provider.collateral(for: quote)
                 }
             }
@@ -168,7 +186,7 @@ struct MarbleCommand: AsyncParsableCommand {
                 throw ValidationError(error.message)
             }
             MarbleCommand.report("the Coordinator's collateral from \(service.collateralURL)")
-            return CoordinatorEvidence(verifier: QuoteVerifier()) { quote in
+            return CoordinatorEvidence(verifier: verifier) { quote in
                 let client = PCCSCollateralProvider.makeClient(for: service)
                 do {
                     let collateral = try await PCCSCollateralProvider(configuration: service, client: client)

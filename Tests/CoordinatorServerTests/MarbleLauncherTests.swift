@@ -1,6 +1,6 @@
 import Attestation
-import Foundation
 import CoordinatorTesting
+import Foundation
 import Synchronization
 import Testing
 
@@ -257,6 +257,41 @@ import Testing
         absent["EDG_MARBLE_GRAMINE_DIR"] = coordinator.directory.appendingPathComponent("nothing").path
         let none = try await Self.launch(["run", "--attestation", "gramine", "--", program.path], environment: absent)
         #expect(none.status != 0 && none.stderr.contains("not a Gramine enclave"), "\(none.stderr)")
+        #expect(await coordinator.stop() == 0)
+    }
+
+    /// A marble in Gramine (the stand-in) that trusts the Coordinator by an era config: it checks
+    /// the Coordinator's quote with collateral from the PCCS an `sgx_default_qcnl.conf` names
+    /// (QCNL_CONF_PATH), against the root `--sgx-root-ca` pins for this test platform.
+    @Test func aGramineMarbleChecksTheCoordinatorWithCollateralFromTheQCNLService() async throws {
+        let coordinator = try CoordinatorProcess()
+        try await coordinator.start()
+        var (program, environment) = try await Self.prepare(coordinator)
+        let platform = try SimulatedPlatform.load(from: coordinator.simulationDirectory)
+        let gramine = try FakeGramine(
+            directory: coordinator.directory.appendingPathComponent("attestation"), platform: platform,
+            enclave: try SimulatedEnclave.measuring(executable: program, signer: platform.defaultSigner),
+            signerKey: [UInt8](repeating: 1, count: 16), enclaveKey: [UInt8](repeating: 2, count: 16))
+        defer { gramine.stop() }
+        let pccs = try LocalPCCS(folder: coordinator.simulationDirectory.appendingPathComponent("collateral"))
+        let client = try pccs.client()
+        defer { _ = client.shutdown() }
+        let uniqueID = Hex.encode(try SimulatedEnclave.uniqueID(of: CoordinatorProcess.binary))
+        environment["EDG_MARBLE_COORDINATOR_ROOT_CA"] = nil
+        environment["EDG_MARBLE_COORDINATOR_ERA_CONFIG"] = try CoordinatorBinaryTests.write(
+            #"{"coordinator": {"UniqueID": "\#(uniqueID)", "Debug": false}}"#, "era.json", in: coordinator.directory)
+        environment["EDG_MARBLE_COORDINATOR_CLIENT_ADDR"] = "localhost:\(coordinator.clientPort)"
+        environment["EDG_MARBLE_GRAMINE_DIR"] = gramine.directory.path
+        environment["QCNL_CONF_PATH"] = try CoordinatorBinaryTests.write(
+            #"{"pccs_url": "\#(pccs.baseURL)/sgx/certification/v4/", "use_secure_cert": false}"#, "qcnl.conf",
+            in: coordinator.directory)
+        environment["EDG_MARBLE_SGX_ROOT_CA"] = try CoordinatorBinaryTests.write(
+            try platform.rootCertificate.serializeAsPEM().pemString, "sgx-root.pem", in: coordinator.directory)
+        let run = try await Self.launch(["run", "--", program.path], environment: environment)
+        #expect(run.status == 0 && run.stdout.contains("hello, marble"), "\(run.stderr)")
+        #expect(run.stderr.contains("the Coordinator's collateral from \(pccs.baseURL)"), "\(run.stderr)")
+        #expect(try await pccs.stats(client)["/sgx/certification/v4/tcb"] ?? 0 >= 1, "fetched from the PCCS")
+        #expect(gramine.quotesServed >= 1)
         #expect(await coordinator.stop() == 0)
     }
 }

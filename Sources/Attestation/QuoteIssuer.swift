@@ -6,6 +6,17 @@ public protocol QuoteIssuer: Sendable {
     func issueQuote(reportData: [UInt8]) throws(AttestationError) -> [UInt8]
 }
 
+/// The 64 bytes of report data a quote binds.
+enum ReportData {
+    /// `bytes` padded with zeros to 64; more than 64 is an error.
+    static func padded(_ bytes: [UInt8]) throws(AttestationError) -> [UInt8] {
+        guard bytes.count <= 64 else {
+            throw AttestationError(.policy, "report data holds at most 64 bytes, got \(bytes.count)")
+        }
+        return bytes + [UInt8](repeating: 0, count: 64 - bytes.count)
+    }
+}
+
 /// Gramine's attestation pseudo-files: write the report data to `user_report_data`, read the
 /// quote from `quote` (`/dev/attestation` inside a Gramine enclave; injectable for tests).
 public struct GramineQuoteIssuer: QuoteIssuer {
@@ -27,10 +38,7 @@ public struct GramineQuoteIssuer: QuoteIssuer {
     private static let exclusive = Mutex(())
 
     public func issueQuote(reportData: [UInt8]) throws(AttestationError) -> [UInt8] {
-        guard reportData.count <= 64 else {
-            throw AttestationError(.policy, "report data holds at most 64 bytes, got \(reportData.count)")
-        }
-        let padded = reportData + [UInt8](repeating: 0, count: 64 - reportData.count)
+        let padded = try ReportData.padded(reportData)
         return try Self.exclusive.withLock { _ throws(AttestationError) in try exchange(padded) }
     }
 

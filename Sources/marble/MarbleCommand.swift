@@ -42,13 +42,17 @@ struct MarbleCommand: AsyncParsableCommand {
 
         @Option(
             help: """
-                Where quotes come from: auto (Gramine when GRAMINE-DIR/quote exists, else simulation \
-                if a platform is given), gramine or simulation (EDG_MARBLE_ATTESTATION).
+                Where quotes come from: auto (Gramine when GRAMINE-DIR/quote exists, else a TDX guest's \
+                configfs-tsm when TSM-DIR/report exists, else simulation if a platform is given), gramine, \
+                tdx or simulation (EDG_MARBLE_ATTESTATION).
                 """)
         var attestation: AttestationSource?
 
         @Option(help: "Gramine's attestation interface (EDG_MARBLE_GRAMINE_DIR).")
         var gramineDir: String?
+
+        @Option(help: "configfs-tsm of a TDX guest (EDG_MARBLE_TSM_DIR; default /sys/kernel/config/tsm).")
+        var tsmDir: String?
 
         @Option(
             help:
@@ -80,7 +84,7 @@ struct MarbleCommand: AsyncParsableCommand {
         var program: [String] = []
 
         enum AttestationSource: String, ExpressibleByArgument, CaseIterable {
-            case auto, gramine, simulation
+            case auto, gramine, tdx, simulation
         }
 
         func run() async throws {
@@ -110,7 +114,7 @@ struct MarbleCommand: AsyncParsableCommand {
                 environment: MarbleLauncher.environment(parameters, base: environment))
         }
 
-        /// Gramine's `/dev/attestation` when present (or forced), else the simulated platform,
+        /// Gramine's `/dev/attestation` when present (or forced), else a TDX guest's configfs-tsm, else the simulated platform,
         /// where PROGRAM's own file is the measured identity; and what the Coordinator's quote is
         /// checked with when no root is pinned.
         func quoteIssuer(for program: URL, environment: [String: String]) throws -> (
@@ -118,22 +122,26 @@ struct MarbleCommand: AsyncParsableCommand {
         ) {
             func setting(_ name: String) -> String? { environment[name].flatMap { $0.isEmpty ? nil : $0 } }
             let gramine = URL(fileURLWithPath: gramineDir ?? setting("EDG_MARBLE_GRAMINE_DIR") ?? "/dev/attestation")
+            let tsm = URL(
+                fileURLWithPath: tsmDir ?? setting("EDG_MARBLE_TSM_DIR") ?? TSMQuoteIssuer.defaultDirectory.path)
             let platformDirectory = simulation ?? setting("EDG_MARBLE_SIMULATION")
             var source = attestation ?? .auto
             if attestation == nil, let text = setting("EDG_MARBLE_ATTESTATION") {
                 guard let chosen = AttestationSource(rawValue: text) else {
-                    throw ValidationError("EDG_MARBLE_ATTESTATION=\(text): use auto, gramine or simulation")
+                    throw ValidationError("EDG_MARBLE_ATTESTATION=\(text): use auto, gramine, tdx or simulation")
                 }
                 source = chosen
             }
             if source == .auto {
                 if GramineQuoteIssuer.isAvailable(at: gramine) {
                     source = .gramine
+                } else if TSMQuoteIssuer.isAvailable(at: tsm) {
+                    source = .tdx
                 } else if platformDirectory != nil {
                     source = .simulation
                 } else {
                     throw ValidationError(
-                        "no quoting enclave here: \(gramine.path)/quote does not exist (not a Gramine enclave); run in simulation with --simulation DIR (a platform made by `marblerun simulation init DIR`)"
+                        "no quoting enclave here: \(gramine.path)/quote does not exist (not a Gramine enclave) and \(tsm.path)/report neither (not a TDX guest); run in simulation with --simulation DIR (a platform made by `marblerun simulation init DIR`)"
                     )
                 }
             }
@@ -144,6 +152,13 @@ struct MarbleCommand: AsyncParsableCommand {
                 }
                 MarbleCommand.report("quotes from Gramine's \(gramine.path)")
                 return (GramineQuoteIssuer(directory: gramine), try realEvidence(environment))
+            case .tdx:
+                guard TSMQuoteIssuer.isAvailable(at: tsm) else {
+                    throw ValidationError(
+                        "\(tsm.path)/report does not exist: this is not a TDX guest with configfs-tsm")
+                }
+                MarbleCommand.report("quotes from the TDX guest's configfs-tsm \(tsm.path)")
+                return (TSMQuoteIssuer(directory: tsm), try realEvidence(environment))
             case .simulation, .auto:
                 guard let platformDirectory else {
                     throw ValidationError("simulation needs --simulation DIR (or EDG_MARBLE_SIMULATION)")

@@ -294,4 +294,29 @@ import Testing
         #expect(gramine.quotesServed >= 1)
         #expect(await coordinator.stop() == 0)
     }
+
+    /// In a TDX guest (configfs-tsm played by ``FakeTSM``) the launcher finds the interface,
+    /// writes its report data to `inblob` and sends the quote from `outblob`; this Coordinator (a
+    /// simulated SGX one) refuses the real TDX quote, and the program never runs.
+    @Test func aTDXGuestsConfigfsTSMIsDetectedAndItsQuoteSent() async throws {
+        let coordinator = try CoordinatorProcess()
+        try await coordinator.start()
+        var (program, environment) = try await Self.prepare(coordinator)
+        let quote = try TestData.bytes("dcap/dcap-qvl/tdx_quote")
+        let tsm = try FakeTSM(directory: coordinator.directory.appendingPathComponent("tsm")) { _ in quote }
+        defer { tsm.stop() }
+        environment["EDG_MARBLE_TSM_DIR"] = tsm.directory.path
+        environment["EDG_MARBLE_GRAMINE_DIR"] = coordinator.directory.appendingPathComponent("no-gramine").path
+        let run = try await Self.launch(["run", "--timeout", "5", "--", program.path], environment: environment)
+        #expect(run.status != 0 && !run.stdout.contains("hello"), "\(run.stdout)")
+        #expect(run.stderr.contains("quotes from the TDX guest's configfs-tsm \(tsm.directory.path)"), "\(run.stderr)")
+        #expect(run.stderr.contains("refused"), "\(run.stderr)")
+        #expect(tsm.reportData.first?.count == 64, "report data padded to 64 bytes")
+
+        var absent = environment
+        absent["EDG_MARBLE_TSM_DIR"] = coordinator.directory.appendingPathComponent("nothing").path
+        let none = try await Self.launch(["run", "--attestation", "tdx", "--", program.path], environment: absent)
+        #expect(none.status != 0 && none.stderr.contains("not a TDX guest"), "\(none.stderr)")
+        #expect(await coordinator.stop() == 0)
+    }
 }

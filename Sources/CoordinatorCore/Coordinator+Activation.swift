@@ -223,5 +223,12 @@ extension PackagePolicy {
             securityVersion: package.securityVersion.map { UInt16(truncatingIfNeeded: $0) },
             acceptedTCBStatuses: (package.acceptedTCBStatuses ?? []).map(TCBStatus.init(rawValue:)),
             acceptedAdvisories: package.acceptedAdvisories ?? [])
+        if package.isTDX {
+            // A TDX package without a valid MRTD never validates; if one got here, nothing matches it.
+            tdx = TDXMeasurementRule(
+                mrTD: bytes(package.tdx.mrTD) ?? [], rtmrs: package.tdx.rtmrs.compactMapValues(Hex.decode),
+                mrSeam: bytes(package.tdx.mrSeam),
+                tdAttributes: bytes(package.tdx.tdAttributes), xfam: bytes(package.tdx.xfam))
+        }
     }
 }

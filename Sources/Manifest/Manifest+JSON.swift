@@ -57,6 +57,11 @@ extension Manifest.Package {
         object.add("SecurityVersion", securityVersion)
         object.add("AcceptedTCBStatuses", acceptedTCBStatuses)
         object.add("AcceptedAdvisories", acceptedAdvisories)
+        object.add("MRTD", tdx.mrTD)
+        for index in 0..<4 { object.add("RTMR\(index)", tdx.rtmrs[index]) }
+        object.add("MRSEAM", tdx.mrSeam)
+        object.add("TDAttributes", tdx.tdAttributes)
+        object.add("XFAM", tdx.xfam)
         return object.value
     }
 }

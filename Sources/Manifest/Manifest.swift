@@ -29,8 +29,34 @@ public struct Manifest: Sendable, Hashable {
         public var securityVersion: UInt64?
         public var acceptedTCBStatuses: [String]?
         public var acceptedAdvisories: [String]?
+        /// A TDX trust domain's measurements, hex (a package is SGX or TDX, never both).
+        public var tdx = TDX()
 
         public init() {}
+
+        /// The measurements a TDX package names; each one given must match the quote's.
+        public struct TDX: Sendable, Hashable {
+            /// MRTD: the TD's build-time measurement, 96 hex digits.
+            public var mrTD: String?
+            /// RTMR0–RTMR3, 96 hex digits each, by index.
+            public var rtmrs: [Int: String] = [:]
+            /// MRSEAM: the TDX module's measurement, 96 hex digits.
+            public var mrSeam: String?
+            /// TDATTRIBUTES and XFAM, 16 hex digits each.
+            public var tdAttributes: String?
+            public var xfam: String?
+
+            public init() {}
+
+            public var isEmpty: Bool {
+                mrTD == nil && rtmrs.isEmpty && mrSeam == nil && tdAttributes == nil && xfam == nil
+            }
+
+            public static let fields = ["MRTD", "RTMR0", "RTMR1", "RTMR2", "RTMR3", "MRSEAM", "TDAttributes", "XFAM"]
+        }
+
+        /// Whether the package names TDX measurements (a TDX package).
+        public var isTDX: Bool { !tdx.isEmpty }
     }
 
     /// MarbleRun's (unused there too) infrastructure properties of a quote.

@@ -22,6 +22,7 @@ struct ManifestDecoder {
     ]
     static let packageFields = [
         "Debug", "UniqueID", "SignerID", "ProductID", "SecurityVersion", "AcceptedTCBStatuses", "AcceptedAdvisories",
+        "MRTD", "RTMR0", "RTMR1", "RTMR2", "RTMR3", "MRSEAM", "TDAttributes", "XFAM",
     ]
     static let infrastructureFields = ["CPUSVN", "QESVN", "PCESVN", "RootCA"]
     static let marbleFields = ["Package", "MaxActivations", "Parameters", "TLS", "DisableSecretBinding"]
@@ -100,6 +101,13 @@ struct ManifestDecoder {
         package.securityVersion = unsigned(f["SecurityVersion"])
         package.acceptedTCBStatuses = stringArray(f["AcceptedTCBStatuses"])
         package.acceptedAdvisories = stringArray(f["AcceptedAdvisories"])
+        package.tdx.mrTD = string(f["MRTD"])
+        for index in 0..<4 {
+            if let value = string(f["RTMR\(index)"]) { package.tdx.rtmrs[index] = value }
+        }
+        package.tdx.mrSeam = string(f["MRSEAM"])
+        package.tdx.tdAttributes = string(f["TDAttributes"])
+        package.tdx.xfam = string(f["XFAM"])
         return package
     }
 

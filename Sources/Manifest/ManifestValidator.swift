@@ -63,8 +63,12 @@ private struct Check {
         }
         for (name, package) in manifest.packages.sorted(by: { $0.key < $1.key }) {
             let path = root.appending(name)
-            if let id = package.uniqueID { checkHexIdentity(id, path.appending("UniqueID"), what: "MRENCLAVE") }
-            if let id = package.signerID { checkHexIdentity(id, path.appending("SignerID"), what: "MRSIGNER") }
+            if let id = package.uniqueID {
+                checkHexIdentity(id, path.appending("UniqueID"), what: "enclave's MRENCLAVE")
+            }
+            if let id = package.signerID {
+                checkHexIdentity(id, path.appending("SignerID"), what: "enclave's MRSIGNER")
+            }
             if let value = package.productID, value > UInt64(UInt16.max) {
                 problems.error(
                     .outOfRange, path.appending("ProductID"),
@@ -76,7 +80,9 @@ private struct Check {
                     "\(value) can never match: an enclave's ISVSVN is at most 65535")
             }
             let hasSignerFields = package.signerID != nil || package.productID != nil || package.securityVersion != nil
-            if package.uniqueID != nil && hasSignerFields {
+            if package.isTDX {
+                checkTDX(package, path, sgxFields: package.uniqueID != nil || hasSignerFields)
+            } else if package.uniqueID != nil && hasSignerFields {
                 report(
                     debug: package.debug, .conflictingFields, path,
                     "give either UniqueID, or SignerID with ProductID and SecurityVersion, not both")
@@ -120,14 +126,43 @@ private struct Check {
         }
     }
 
-    mutating func checkHexIdentity(_ value: String, _ path: JSONPath, what: String) {
-        let isHex = value.utf8.count == 64 && HexString.decode(value) != nil
+    mutating func checkHexIdentity(_ value: String, _ path: JSONPath, what: String, digits: Int = 64) {
+        let isHex = value.utf8.count == digits && HexString.decode(value) != nil
         if !isHex {
-            let shown = value.count > 70 ? "\(value.prefix(70))…" : value
+            let shown = value.count > 100 ? "\(value.prefix(100))…" : value
             problems.error(
                 .notHex, path,
-                "expected 64 hex digits (the enclave's \(what)), got \"\(shown)\" (\(value.count) characters)")
+                "expected \(digits) hex digits (the \(what)), got \"\(shown)\" (\(value.count) characters)")
         }
+    }
+
+    /// A TDX package: MRTD required, the other measurements optional, no SGX identity fields.
+    mutating func checkTDX(_ package: Manifest.Package, _ path: JSONPath, sgxFields: Bool) {
+        if sgxFields {
+            problems.error(
+                .conflictingFields, path,
+                "a package is SGX (UniqueID, or SignerID with ProductID and SecurityVersion) or TDX (MRTD, RTMR0–RTMR3, MRSEAM, TDAttributes, XFAM), never both"
+            )
+        }
+        let tdx = package.tdx
+        if let value = tdx.mrTD {
+            checkHexIdentity(value, path.appending("MRTD"), what: "trust domain's MRTD", digits: 96)
+        } else {
+            problems.error(
+                .missingField, path.appending("MRTD"),
+                "a TDX package needs MRTD (the trust domain's build-time measurement); RTMR0–RTMR3, MRSEAM, TDAttributes and XFAM are optional"
+            )
+        }
+        for (index, value) in tdx.rtmrs.sorted(by: { $0.key < $1.key }) {
+            checkHexIdentity(value, path.appending("RTMR\(index)"), what: "trust domain's RTMR\(index)", digits: 96)
+        }
+        if let value = tdx.mrSeam {
+            checkHexIdentity(value, path.appending("MRSEAM"), what: "TDX module's MRSEAM", digits: 96)
+        }
+        if let value = tdx.tdAttributes {
+            checkHexIdentity(value, path.appending("TDAttributes"), what: "TD attributes", digits: 16)
+        }
+        if let value = tdx.xfam { checkHexIdentity(value, path.appending("XFAM"), what: "TD's XFAM", digits: 16) }
     }
 
     func isAdvisoryID(_ text: String) -> Bool {

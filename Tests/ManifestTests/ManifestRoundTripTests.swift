@@ -1,6 +1,6 @@
+import CoordinatorTesting
 import Foundation
 import Manifest
-import CoordinatorTesting
 import Testing
 
 @Suite struct ManifestRoundTripTests {
@@ -12,6 +12,24 @@ import Testing
             #expect(again.manifest == manifest)
             #expect(again.errors == first.errors)
         }
+    }
+
+    @Test func aTDXPackageReadsBackWithEveryMeasurement() throws {
+        let hex48 = { (byte: String) in String(repeating: byte, count: 48) }
+        let text = """
+            {"Packages": {"td": {"MRTD": "\(hex48("ab"))", "RTMR0": "\(hex48("01"))", "RTMR3": "\(hex48("03"))",
+              "MRSEAM": "\(hex48("0f"))", "TDAttributes": "0000000000000000", "XFAM": "e702060000000000", "Debug": false}},
+             "Marbles": {"vm": {"Package": "td"}}}
+            """
+        let first = ManifestDocument.parse(Array(text.utf8))
+        #expect(first.errors.isEmpty, "\(first.errors)")
+        let manifest = try #require(first.manifest)
+        let package = try #require(manifest.packages["td"])
+        #expect(
+            package.isTDX && package.tdx.mrTD == hex48("ab") && package.tdx.rtmrs == [0: hex48("01"), 3: hex48("03")])
+        #expect(package.tdx.mrSeam == hex48("0f") && package.tdx.xfam == "e702060000000000")
+        let again = ManifestDocument.parse(manifest.jsonValue.serialized())
+        #expect(again.manifest == manifest)
     }
 
     @Test func sampleManifestModelHasEveryField() throws {

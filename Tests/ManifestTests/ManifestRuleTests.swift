@@ -1,6 +1,6 @@
+import CoordinatorTesting
 import Foundation
 import Manifest
-import CoordinatorTesting
 import Testing
 
 /// One rule: a change to the fixture and the problems it must (and only it must) cause.
@@ -51,6 +51,38 @@ struct RuleCase: Sendable, CustomTestStringConvertible {
         },
         .rejected("UniqueID 63 digits", .notHex, at: "Packages.frontend.UniqueID") {
             $0.set(["Packages", "frontend", "UniqueID"], String(RuleFixture.hexB.dropLast()))
+        },
+        .accepted("a TDX package: MRTD, RTMRs, MRSEAM, TDAttributes, XFAM") {
+            $0["Packages"] = (($0["Packages"] as? [String: Any]) ?? [:]).merging([
+                "td": [
+                    "MRTD": String(repeating: "ab", count: 48), "RTMR0": String(repeating: "01", count: 48),
+                    "RTMR3": String(repeating: "02", count: 48), "MRSEAM": String(repeating: "03", count: 48),
+                    "TDAttributes": "0000000000000000", "XFAM": "e702060000000000",
+                ]
+            ]) { $1 }
+        },
+        .rejected("a TDX package with an SGX identity", .conflictingFields, at: "Packages.frontend") {
+            $0.set(["Packages", "frontend", "MRTD"], String(repeating: "ab", count: 48))
+        },
+        .rejected("a TDX package without MRTD", .missingField, at: "Packages.td.MRTD") {
+            $0["Packages"] = (($0["Packages"] as? [String: Any]) ?? [:]).merging([
+                "td": ["RTMR1": String(repeating: "01", count: 48)]
+            ]) { $1 }
+        },
+        .rejected("MRTD of an SGX length", .notHex, at: "Packages.td.MRTD") {
+            $0["Packages"] = (($0["Packages"] as? [String: Any]) ?? [:]).merging([
+                "td": ["MRTD": String(repeating: "ab", count: 32)]
+            ]) { $1 }
+        },
+        .rejected("RTMR2 not hex", .notHex, at: "Packages.td.RTMR2") {
+            $0["Packages"] = (($0["Packages"] as? [String: Any]) ?? [:]).merging([
+                "td": ["MRTD": String(repeating: "ab", count: 48), "RTMR2": String(repeating: "zz", count: 48)]
+            ]) { $1 }
+        },
+        .rejected("XFAM too long", .notHex, at: "Packages.td.XFAM") {
+            $0["Packages"] = (($0["Packages"] as? [String: Any]) ?? [:]).merging([
+                "td": ["MRTD": String(repeating: "ab", count: 48), "XFAM": String(repeating: "0", count: 18)]
+            ]) { $1 }
         },
         .accepted("UniqueID upper-case hex") {
             $0.set(["Packages", "frontend", "UniqueID"], RuleFixture.hexB.uppercased())

@@ -22,6 +22,8 @@ public struct PackagePolicy: Sendable {
     public var securityVersion: UInt16?
     public var acceptedTCBStatuses: [TCBStatus]
     public var acceptedAdvisories: [String]
+    /// A TDX package's measurements; nil: an SGX package.
+    public var tdx: TDXMeasurementRule?
 
     public init(
         debug: Bool = false, uniqueID: [UInt8]? = nil, signerID: [UInt8]? = nil, productID: UInt16? = nil,
@@ -40,9 +42,12 @@ public struct PackagePolicy: Sendable {
     public static let defaultAcceptedTCBStatuses: [TCBStatus] = [.swHardeningNeeded]
 
     public var rules: [any QuoteRule] {
-        [
-            IdentityRule(uniqueID: uniqueID, signerID: signerID, productID: productID),
-            SecurityVersionRule(minimum: securityVersion),
+        let identity: [any QuoteRule] =
+            tdx.map { [$0] } ?? [
+                IdentityRule(uniqueID: uniqueID, signerID: signerID, productID: productID),
+                SecurityVersionRule(minimum: securityVersion),
+            ]
+        return identity + [
             DebugRule(allowDebug: debug),
             TCBStatusRule(
                 accepted: acceptedTCBStatuses.isEmpty ? Self.defaultAcceptedTCBStatuses : acceptedTCBStatuses),
@@ -69,6 +74,7 @@ public struct IdentityRule: QuoteRule {
     public var productID: UInt16?
 
     public func evaluate(_ quote: VerifiedQuote) -> PolicyDecision {
+        guard quote.tee == .sgx else { return .rejected("a TDX trust domain's quote does not match an SGX package") }
         if uniqueID == nil && signerID == nil { return .rejected("the package names no UniqueID or SignerID") }
         if let uniqueID, quote.uniqueID != uniqueID {
             return .rejected(
@@ -128,5 +134,47 @@ public struct AdvisoryRule: QuoteRule {
         let missing = quote.advisoryIDs.filter { !lowered.contains($0.lowercased()) }
         return missing.isEmpty
             ? .accepted : .rejected("advisories \(missing.joined(separator: ", ")) are not in AcceptedAdvisories")
+    }
+}
+
+/// A TDX package: the quote must be a TDX quote whose measurements equal each one the package names.
+public struct TDXMeasurementRule: QuoteRule, Sendable, Hashable {
+    public var mrTD: [UInt8]
+    public var rtmrs: [Int: [UInt8]]
+    public var mrSeam: [UInt8]?
+    public var tdAttributes: [UInt8]?
+    public var xfam: [UInt8]?
+
+    public init(
+        mrTD: [UInt8], rtmrs: [Int: [UInt8]] = [:], mrSeam: [UInt8]? = nil, tdAttributes: [UInt8]? = nil,
+        xfam: [UInt8]? = nil
+    ) {
+        self.mrTD = mrTD
+        self.rtmrs = rtmrs
+        self.mrSeam = mrSeam
+        self.tdAttributes = tdAttributes
+        self.xfam = xfam
+    }
+
+    public func evaluate(_ quote: VerifiedQuote) -> PolicyDecision {
+        guard quote.tee == .tdx, let td = quote.td else {
+            return .rejected("an SGX enclave's quote does not match a TDX package")
+        }
+        func differs(_ name: String, _ actual: [UInt8], _ expected: [UInt8]?) -> PolicyDecision? {
+            guard let expected, actual != expected else { return nil }
+            return .rejected(
+                "\(name) \(hexString(actual).lowercased()) is not the package's \(hexString(expected).lowercased())")
+        }
+        var checks = [("MRTD", td.mrTD, Optional(mrTD))]
+        for index in 0..<4 where index < td.rtmrs.count {
+            checks.append(("RTMR\(index)", td.rtmrs[index], rtmrs[index]))
+        }
+        checks += [
+            ("MRSEAM", td.mrSeam, mrSeam), ("TDAttributes", td.tdAttributes, tdAttributes), ("XFAM", td.xfam, xfam),
+        ]
+        for (name, actual, expected) in checks {
+            if let refusal = differs(name, actual, expected) { return refusal }
+        }
+        return .accepted
     }
 }

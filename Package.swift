@@ -176,12 +176,11 @@ let package = Package(
         .executableTarget(
             name: "coordinator",
             dependencies: [
-                "CoordinatorServer", "CoordinatorCore", "AttestationPCCS",
+                "CoordinatorServer", "CoordinatorCore", "Attestation", "AttestationPCCS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "X509", package: "swift-certificates"),
             ]
         ),
         .executableTarget(name: "marblerun", dependencies: ["MarblerunCLI"]),
@@ -190,8 +189,6 @@ let package = Package(
             dependencies: [
                 "MarbleKit", "Attestation", "AttestationPCCS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "X509", package: "swift-certificates"),
             ]),
         // The emojivoto demo: three Swift marbles (web, emoji, voting) talking over mutual TLS.
         .target(

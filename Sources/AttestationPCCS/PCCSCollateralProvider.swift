@@ -61,6 +61,15 @@ public actor PCCSCollateralProvider: CollateralProvider {
             rootCACRLURL: configuration.isIntelPCS ? QCNLConfiguration.intelRootCACRL : nil)
     }
 
+    /// `collateralURL` without user information or query, for logs and messages.
+    public static func displayed(_ url: String) -> String {
+        guard var parts = URLComponents(string: url) else { return "(an unreadable URL)" }
+        parts.user = nil
+        parts.password = nil
+        parts.query = nil
+        return parts.string ?? "(an unreadable URL)"
+    }
+
     /// An HTTP client for `configuration`'s service: TLS 1.2 or later, the certificate checked
     /// against the system's roots unless `use_secure_cert` is false, no redirects. The caller
     /// shuts it down.
@@ -71,6 +80,23 @@ public actor PCCSCollateralProvider: CollateralProvider {
         return HTTPClient(
             eventLoopGroupProvider: .singleton,
             configuration: HTTPClient.Configuration(tlsConfiguration: tls, redirectConfiguration: .disallow))
+    }
+
+    /// The collateral of one quote from `configuration`'s service, through a client made for it
+    /// and shut down after (for a command that verifies one quote, not a long-running cache).
+    public static func collateral(for quote: Quote, from configuration: QCNLConfiguration)
+        async throws(AttestationError) -> Collateral
+    {
+        let client = makeClient(for: configuration)
+        let result: Result<Collateral, AttestationError>
+        do throws(AttestationError) {
+            result = .success(
+                try await PCCSCollateralProvider(configuration: configuration, client: client).collateral(for: quote))
+        } catch {
+            result = .failure(error)
+        }
+        try? await client.shutdown()
+        return try result.get()
     }
 
     public func collateral(for quote: Quote) async throws(AttestationError) -> Collateral {

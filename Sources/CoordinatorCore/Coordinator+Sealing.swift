@@ -7,8 +7,13 @@ extension Coordinator {
     /// replicas' sealed copies (a replica then obtains the key from a running one and seals its
     /// copy the same way).
     func sealedKeyWrites(_ dataKey: [UInt8], mode: SealMode) async throws(CoordinatorError) -> [StoreWrite] {
+        try await sealedKeyWrites(dataKey, mode: mode, replacing: try await currentSealedKey())
+    }
+
+    private func sealedKeyWrites(_ dataKey: [UInt8], mode: SealMode, replacing current: StoredValue?)
+        async throws(CoordinatorError) -> [StoreWrite]
+    {
         do {
-            let current = try await sealed.store.read(SealedStore.sealedDataKeyName)
             var writes = [
                 StoreWrite(
                     key: SealedStore.sealedDataKeyName,
@@ -32,13 +37,16 @@ extension Coordinator {
     /// mode now; nothing when the mode is unchanged.
     func resealWrites(for manifest: Manifest) async throws(CoordinatorError) -> [StoreWrite] {
         let mode = SealMode(manifest)
-        let current: StoredValue?
+        guard let current = try await currentSealedKey(), try SealedKeyRecord.decode(current.bytes).mode != mode
+        else { return [] }
+        return try await sealedKeyWrites(sealed.dataKeyBytes, mode: mode, replacing: current)
+    }
+
+    private func currentSealedKey() async throws(CoordinatorError) -> StoredValue? {
         do {
-            current = try await sealed.store.read(SealedStore.sealedDataKeyName)
+            return try await sealed.store.read(SealedStore.sealedDataKeyName)
         } catch {
             throw CoordinatorError(.storeUnavailable, "the state store failed: \(error.message)")
         }
-        guard let current, try SealedKeyRecord.decode(current.bytes).mode != mode else { return [] }
-        return try await sealedKeyWrites(sealed.dataKeyBytes, mode: mode)
     }
 }

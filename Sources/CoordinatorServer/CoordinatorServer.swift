@@ -318,13 +318,21 @@ public struct CoordinatorServer: Sendable {
                 "quotes and collateral are checked against a root CA given by --sgx-root-ca instead of Intel's SGX Root CA: for test platforms only",
                 metadata: ["subject": "\(pinned.subject)"])
         }
-        logger.notice(
-            "collateral: fetched from a collateral service, cached until it expires",
-            metadata: ["url": "\(service.collateralURL)", "tlsCertificateChecked": "\(service.useSecureCert)"])
         return EnclaveEnvironment(
             verifier: QuoteVerifier(trustedRoot: root),
-            collateral: PCCSCollateralProvider(configuration: service, client: collateralClient),
+            collateral: collateralProvider(service, client: collateralClient),
             sealer: GramineSealer(directory: directory), quoteIssuer: GramineQuoteIssuer(directory: directory))
+    }
+
+    /// The provider for `service`, said in the log (without any credentials in the URL).
+    private func collateralProvider(_ service: QCNLConfiguration, client: HTTPClient) -> PCCSCollateralProvider {
+        logger.notice(
+            "collateral: fetched from a collateral service, cached until it expires",
+            metadata: [
+                "url": "\(PCCSCollateralProvider.displayed(service.collateralURL))",
+                "tlsCertificateChecked": "\(service.useSecureCert)",
+            ])
+        return PCCSCollateralProvider(configuration: service, client: client)
     }
 
     /// In simulation: the simulated platform (created if absent) verifies marbles and issues
@@ -353,12 +361,7 @@ public struct CoordinatorServer: Sendable {
             ])
         var collateral: any CollateralProvider = StaticCollateralProvider(platform.collateral)
         if let service = configuration.collateralService, let collateralClient {
-            collateral = PCCSCollateralProvider(configuration: service, client: collateralClient)
-            logger.notice(
-                "collateral: fetched from a collateral service, cached until it expires",
-                metadata: [
-                    "url": "\(service.collateralURL)", "tlsCertificateChecked": "\(service.useSecureCert)",
-                ])
+            collateral = collateralProvider(service, client: collateralClient)
         }
         return EnclaveEnvironment(
             verifier: platform.verifier, collateral: collateral,

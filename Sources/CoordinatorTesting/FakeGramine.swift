@@ -11,6 +11,8 @@ public final class FakeGramine: Sendable {
 
     /// How many quotes were asked for.
     public var quotesServed: Int { responder.received.count }
+    /// The report data written, in order.
+    public var reportData: [[UInt8]] { responder.received }
 
     public init(
         directory: URL, platform: SimulatedPlatform, enclave: SimulatedEnclave, signerKey: [UInt8],

@@ -164,20 +164,13 @@ struct ConnectionOptions: ParsableArguments {
         } catch {
             throw CLIError(error.message)
         }
-        let client = PCCSCollateralProvider.makeClient(for: service)
-        do {
-            let collateral = try await PCCSCollateralProvider(configuration: service, client: client).collateral(
-                for: quote)
-            try await client.shutdown()
-            return collateral
+        do throws(AttestationError) {
+            return try await PCCSCollateralProvider.collateral(for: quote, from: service)
         } catch {
-            try? await client.shutdown()
-            if let error = error as? AttestationError, error.code == .collateralUnavailable {
-                throw CLIError(
-                    "\(error.message); name a reachable collateral service with --pccs URL or --qcnl-config FILE, or give --collateral PATH (--simulation DIR for a simulated Coordinator)"
-                )
-            }
-            throw error
+            guard error.code == .collateralUnavailable else { throw error }
+            throw CLIError(
+                "\(error.message); name a reachable collateral service with --pccs URL or --qcnl-config FILE, or give --collateral PATH (--simulation DIR for a simulated Coordinator)"
+            )
         }
     }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Attestation
 import AttestationPCCS
 import CoordinatorCore
 import CoordinatorServer
@@ -6,7 +7,6 @@ import Foundation
 import Logging
 import Metrics
 import Prometheus
-import X509
 
 /// `coordinator`: runs the MarbleRun-compatible Coordinator. Every flag falls back to
 /// MarbleRun's environment name, then to MarbleRun's default.
@@ -150,12 +150,11 @@ struct CoordinatorCommand: AsyncParsableCommand {
             configuration.gramineDirectory = URL(fileURLWithPath: path)
         }
         if let path = setting(sgxRootCA, "EDG_COORDINATOR_SGX_ROOT_CA") {
-            guard let text = FileManager.default.contents(atPath: path).map({ String(decoding: $0, as: UTF8.self) }),
-                let root = try? Certificate(pemEncoded: text)
-            else {
-                throw ValidationError("--sgx-root-ca \(path): not a readable PEM certificate")
+            do {
+                configuration.sgxRootCA = try TrustAnchors.root(pemFile: path)
+            } catch {
+                throw ValidationError(error.message)
             }
-            configuration.sgxRootCA = root
         }
         do {
             configuration.collateralService = try QCNLConfiguration.resolve(

@@ -1,10 +1,8 @@
 import ArgumentParser
-import AsyncHTTPClient
 import Attestation
 import AttestationPCCS
 import Foundation
 import MarbleKit
-import X509
 
 /// `marble run [--simulation DIR] -- PROGRAM ARGS…`: activates with the Coordinator, then
 /// becomes PROGRAM with the manifest's files, environment and arguments.
@@ -177,11 +175,11 @@ struct MarbleCommand: AsyncParsableCommand {
             func setting(_ name: String) -> String? { environment[name].flatMap { $0.isEmpty ? nil : $0 } }
             var verifier = QuoteVerifier()
             if let path = sgxRootCA ?? setting("EDG_MARBLE_SGX_ROOT_CA") {
-                guard
-                    let text = FileManager.default.contents(atPath: path).map({ String(decoding: $0, as: UTF8.self) }),
-                    let root = try? Certificate(pemEncoded: text)
-                else { throw ValidationError("--sgx-root-ca \(path): not a readable PEM certificate") }
-                verifier = QuoteVerifier(trustedRoot: root)
+                do {
+                    verifier = QuoteVerifier(trustedRoot: try TrustAnchors.root(pemFile: path))
+                } catch {
+                    throw ValidationError(error.message)
+                }
                 MarbleCommand.report(
                     "WARNING: the Coordinator's quote is checked against \(path), not Intel's SGX Root CA")
             }
@@ -200,18 +198,10 @@ struct MarbleCommand: AsyncParsableCommand {
             } catch {
                 throw ValidationError(error.message)
             }
-            MarbleCommand.report("the Coordinator's collateral from \(service.collateralURL)")
+            MarbleCommand.report(
+                "the Coordinator's collateral from \(PCCSCollateralProvider.displayed(service.collateralURL))")
             return CoordinatorEvidence(verifier: verifier) { quote in
-                let client = PCCSCollateralProvider.makeClient(for: service)
-                do {
-                    let collateral = try await PCCSCollateralProvider(configuration: service, client: client)
-                        .collateral(for: quote)
-                    try await client.shutdown()
-                    return collateral
-                } catch {
-                    try? await client.shutdown()
-                    throw error
-                }
+                try await PCCSCollateralProvider.collateral(for: quote, from: service)
             }
         }
     }

@@ -1,7 +1,6 @@
 import Attestation
 import CoordinatorTesting
 import Foundation
-import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -210,41 +209,28 @@ import Testing
         #expect(bogus.status != 0 && bogus.stderr.contains("auto"), "\(bogus.stderr)")
     }
 
-    /// Gramine's interface, played by a FIFO: the launcher finds `quote` in the Gramine
-    /// directory, writes its report data to `user_report_data`, and reads the quote a stand-in
-    /// for Gramine makes for exactly that report data.
+    /// Gramine's interface, played by ``FakeGramine``: the launcher finds `quote` in the Gramine
+    /// directory, writes its report data to `user_report_data`, and reads the quote the stand-in
+    /// makes for exactly that report data.
     @Test func gramineAttestationIsDetectedAndUsed() async throws {
         let coordinator = try CoordinatorProcess()
         try await coordinator.start()
         let (program, environment) = try await Self.prepare(coordinator)
-        let gramine = coordinator.directory.appendingPathComponent("attestation")
-        try FileManager.default.createDirectory(at: gramine, withIntermediateDirectories: true)
-        let reportDataFile = gramine.appendingPathComponent("user_report_data")
-        try Data().write(to: reportDataFile)
-        let quoteFile = gramine.appendingPathComponent("quote")
-        try #require(mkfifo(quoteFile.path, 0o600) == 0)
-        signal(SIGPIPE, SIG_IGN)  // a launcher that stops reading must fail this test, not kill it
         let platform = try SimulatedPlatform.load(from: coordinator.simulationDirectory)
-        let enclave = try SimulatedEnclave.measuring(executable: program, signer: platform.defaultSigner)
-        let reportData = Mutex<[UInt8]>([])
-        let served = Task.detached {
-            // Opening a FIFO for writing blocks until the launcher opens it for reading.
-            guard let handle = FileHandle(forWritingAtPath: quoteFile.path) else { return false }
-            let data = Array((try? Data(contentsOf: reportDataFile)) ?? Data())
-            reportData.withLock { $0 = data }
-            guard let quote = try? platform.quote(reportData: data, enclave: enclave) else { return false }
-            handle.write(Data(quote))
-            try? handle.close()
-            return true
-        }
+        let fake = try FakeGramine(
+            directory: coordinator.directory.appendingPathComponent("attestation"), platform: platform,
+            enclave: try SimulatedEnclave.measuring(executable: program, signer: platform.defaultSigner),
+            signerKey: [UInt8](repeating: 1, count: 16), enclaveKey: [UInt8](repeating: 2, count: 16))
+        defer { fake.stop() }
+        let gramine = fake.directory
         var gramineEnvironment = environment
         gramineEnvironment["EDG_MARBLE_GRAMINE_DIR"] = gramine.path
         let run = try await Self.launch(["run", "--", program.path], environment: gramineEnvironment)
-        #expect(await served.value)
+        #expect(fake.quotesServed == 1)
         #expect(run.status == 0 && run.stdout.contains("hello, marble"), "\(run.stderr)")
         #expect(run.stderr.contains("quotes from Gramine's \(gramine.path)"), "\(run.stderr)")
         #expect(!run.stderr.contains("SIMULATION"))
-        #expect(reportData.withLock { $0.count } == 64, "report data padded to 64 bytes as Gramine expects")
+        #expect(fake.reportData.first?.count == 64, "report data padded to 64 bytes as Gramine expects")
 
         // Forced simulation ignores the Gramine directory; forced Gramine without one is an error.
         let forced = try await Self.launch(

@@ -1,3 +1,4 @@
+import Foundation
 import X509
 
 /// Trust anchors for DCAP quotes.
@@ -25,4 +26,13 @@ public enum TrustAnchors {
 
     /// Intel's real root: the default anchor of ``QuoteVerifier``.
     public static let intelSGXRootCA: Certificate = try! Certificate(pemEncoded: intelSGXRootCAPEM)
+
+    /// A root CA given instead of Intel's (`--sgx-root-ca`, test platforms only): the PEM
+    /// certificate in the file at `path`.
+    public static func root(pemFile path: String) throws(AttestationError) -> Certificate {
+        guard let data = FileManager.default.contents(atPath: path),
+            let root = try? Certificate(pemEncoded: String(decoding: data, as: UTF8.self))
+        else { throw AttestationError(.untrustedRoot, "--sgx-root-ca \(path): not a readable PEM certificate") }
+        return root
+    }
 }

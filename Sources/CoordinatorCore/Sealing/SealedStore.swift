@@ -45,15 +45,21 @@ struct SealedStore: Sendable {
     private let nameKey: SymmetricKey
     /// The stored index as last read or written, shared by this store's copies.
     let index: IndexCache
+    /// The storage names of the indexes (by index name), made once: commits and reads use them.
+    private let indexKeys: [String: String]
+    private let indexStorageNames: Set<String>
 
     init(store: any StateStore, dataKey: [UInt8]) {
         self.store = store
         self.dataKey = SymmetricKey(data: dataKey)
         dataKeyBytes = dataKey
-        nameKey = HKDF<SHA256>.deriveKey(
+        let names = HKDF<SHA256>.deriveKey(
             inputKeyMaterial: SymmetricKey(data: dataKey), info: Array("marblerun-swift record names".utf8),
             outputByteCount: 32)
+        nameKey = names
         index = IndexCache()
+        indexKeys = Dictionary(uniqueKeysWithValues: Self.indexNames.map { ($0, Self.storageName($0, nameKey: names)) })
+        indexStorageNames = Set(indexKeys.values)
     }
 
     /// Records that are written once and never changed or deleted, so never listed in the index.
@@ -62,7 +68,11 @@ struct SealedStore: Sendable {
     }
 
     func storageName(_ name: String) -> String {
-        (Self.isWriteOnce(name) ? Self.writeOncePrefix : Self.indexedPrefix)
+        indexKeys[name] ?? Self.storageName(name, nameKey: nameKey)
+    }
+
+    private static func storageName(_ name: String, nameKey: SymmetricKey) -> String {
+        (isWriteOnce(name) ? writeOncePrefix : indexedPrefix)
             + Hex.encode(HMAC<SHA256>.authenticationCode(for: Array(name.utf8), using: nameKey))
     }
 
@@ -201,11 +211,10 @@ struct SealedStore: Sendable {
     /// stops the Coordinator. Commits made meanwhile (replicas) write a record and its index
     /// entry at once, so an index read after a record lists it at least at the version read.
     func verifyRecords() async throws(CoordinatorError) {
-        let indexKeys = Set(Self.indexNames.map(storageName))
         let listed = try await refreshIndexes()
         let keys: [String]
         do {
-            keys = try await store.keys(withPrefix: Self.indexedPrefix).filter { !indexKeys.contains($0) }
+            keys = try await store.keys(withPrefix: Self.indexedPrefix).filter { !indexStorageNames.contains($0) }
         } catch {
             throw CoordinatorError(.storeUnavailable, "the state store failed: \(error.message)")
         }
@@ -308,10 +317,9 @@ struct SealedStore: Sendable {
     /// Commits `writes` together with the indexes they change. A conflict on an index alone
     /// (another commit moved it) is retried on the new index; any other conflict is the caller's.
     func commit(_ writes: [StoreWrite]) async throws(CoordinatorError) {
-        let indexKeys = Set(Self.indexNames.map(storageName))
         var changes: [String: [StoreWrite]] = [:]
         for write in writes where !write.isCheck && write.key.hasPrefix(Self.indexedPrefix) {
-            guard !indexKeys.contains(write.key) else { continue }
+            guard !indexStorageNames.contains(write.key) else { continue }
             changes[index.indexName(of: write.key), default: []].append(write)
         }
         for name in changes.keys { try await loadIndex(name) }

@@ -359,7 +359,7 @@ public struct CoordinatorServer: Sendable {
             metadata: [
                 "uniqueID": "\(Hex.encode(enclave.uniqueID))", "signerID": "\(Hex.encode(enclave.signerID))",
             ])
-        var collateral: any CollateralProvider = StaticCollateralProvider(platform.collateral)
+        var collateral: any CollateralProvider = platform.collateralProvider
         if let service = configuration.collateralService, let collateralClient {
             collateral = collateralProvider(service, client: collateralClient)
         }

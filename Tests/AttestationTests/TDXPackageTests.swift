@@ -71,4 +71,35 @@ import Testing
         let own = PackagePolicy(uniqueID: sgxQuote.uniqueID, acceptedTCBStatuses: [sgxQuote.tcbStatus])
         #expect(own.evaluate(sgxQuote) == .accepted, "the control: the SGX quote matches its own package")
     }
+
+    /// A TD without SEPT_VE_DISABLE lets the host raise #VE in it: a package that does not name
+    /// TDAttributes refuses it, one that names exactly these attributes accepts it; a debug TD
+    /// needs a Debug package.
+    @Test func aTDWithoutSEPTVEDisableOrInDebugModeNeedsAPackageThatSaysSo() throws {
+        let platform = try SimulatedPlatform.generate()
+        var td = SimulatedTD.named("no-sept-ve-disable")
+        td.tdAttributes[3] = 0
+        let quote = try Quote(parsing: platform.tdxQuote(reportData: [], td: td))
+        let verified = try platform.verifier.verify(quote, collateral: platform.tdxCollateral, at: Date())
+        var policy = PackagePolicy()
+        policy.tdx = TDXMeasurementRule(mrTD: td.mrTD)
+        guard case .rejected(let reason) = policy.evaluate(verified) else {
+            Issue.record("a TD without SEPT_VE_DISABLE was accepted")
+            return
+        }
+        #expect(reason.contains("SEPT_VE_DISABLE") && reason.contains("TDAttributes"), "\(reason)")
+        policy.tdx = TDXMeasurementRule(mrTD: td.mrTD, tdAttributes: td.tdAttributes)
+        #expect(policy.evaluate(verified) == .accepted)
+
+        let debugTD = SimulatedTD.named("debug", debug: true)
+        let debugQuote = try platform.verifier.verify(
+            Quote(parsing: platform.tdxQuote(reportData: [], td: debugTD)), collateral: platform.tdxCollateral,
+            at: Date())
+        var production = PackagePolicy()
+        production.tdx = TDXMeasurementRule(mrTD: debugTD.mrTD)
+        #expect(production.evaluate(debugQuote) != .accepted)
+        var debugPackage = PackagePolicy(debug: true)
+        debugPackage.tdx = production.tdx
+        #expect(debugPackage.evaluate(debugQuote) == .accepted)
+    }
 }

@@ -36,7 +36,7 @@ struct CoordinatorFixture {
     {
         let platform = try SimulatedPlatform.generate(configuration: configuration)
         let coordinator = try await Coordinator.start(
-            verifier: platform.verifier, collateralProvider: StaticCollateralProvider(platform.collateral),
+            verifier: platform.verifier, collateralProvider: platform.collateralProvider,
             store: MemoryStore(),
             sealer: EphemeralSealer())
         let enclave = ActivationManifest.enclave(on: platform)
@@ -143,7 +143,7 @@ func pemBlocks(_ bytes: [UInt8]?) -> [[UInt8]] {
     @Test func aKnownUUIDPresentedForAnotherMarbleTypeIsRefused() async throws {
         let platform = try SimulatedPlatform.generate()
         let coordinator = try await Coordinator.start(
-            verifier: platform.verifier, collateralProvider: StaticCollateralProvider(platform.collateral),
+            verifier: platform.verifier, collateralProvider: platform.collateralProvider,
             store: MemoryStore(), sealer: EphemeralSealer())
         let enclave = ActivationManifest.enclave(on: platform)
         var manifest = try #require(
@@ -226,7 +226,7 @@ func pemBlocks(_ bytes: [UInt8]?) -> [[UInt8]] {
     @Test func nothingIsActivatedBeforeAManifestIsSet() async throws {
         let platform = try SimulatedPlatform.generate()
         let coordinator = try await Coordinator.start(
-            verifier: platform.verifier, collateralProvider: StaticCollateralProvider(platform.collateral),
+            verifier: platform.verifier, collateralProvider: platform.collateralProvider,
             store: MemoryStore(),
             sealer: EphemeralSealer())
         let marble = try TestMarble()
@@ -242,7 +242,7 @@ func pemBlocks(_ bytes: [UInt8]?) -> [[UInt8]] {
     @Test func aManifestIsSetOnceAndAnInvalidOneChangesNothing() async throws {
         let platform = try SimulatedPlatform.generate()
         let coordinator = try await Coordinator.start(
-            verifier: platform.verifier, collateralProvider: StaticCollateralProvider(platform.collateral),
+            verifier: platform.verifier, collateralProvider: platform.collateralProvider,
             store: MemoryStore(),
             sealer: EphemeralSealer())
         await #expect {

@@ -18,7 +18,7 @@ import _CryptoExtras
         let store = try await SQLiteStore.open(path: fixture.place.database)
         let opening = try await Coordinator.open(
             verifier: fixture.platform.verifier,
-            collateralProvider: StaticCollateralProvider(fixture.platform.collateral), store: store,
+            collateralProvider: fixture.platform.collateralProvider, store: store,
             sealer: SimulationSealer(directory: fixture.place.directory))
         guard case .recovery(let recovery) = opening else {
             await store.close()
@@ -48,7 +48,7 @@ import _CryptoExtras
         await expectCode(.sealedState) {
             _ = try await Coordinator.start(
                 verifier: fixture.platform.verifier,
-                collateralProvider: StaticCollateralProvider(fixture.platform.collateral), store: store,
+                collateralProvider: fixture.platform.collateralProvider, store: store,
                 sealer: SimulationSealer(directory: fixture.place.directory))
         }
 

@@ -26,7 +26,7 @@ import Testing
             let start: @Sendable () async throws -> Coordinator = {
                 try await Coordinator.start(
                     configuration: configuration, verifier: platform.verifier,
-                    collateralProvider: StaticCollateralProvider(platform.collateral), store: store, sealer: sealer)
+                    collateralProvider: platform.collateralProvider, store: store, sealer: sealer)
             }
             // Started together on an empty store: one creates the state, the other opens it.
             async let first = start()
@@ -181,7 +181,7 @@ import Testing
         let store = MemoryStore()
         let coordinator = try await Coordinator.start(
             configuration: configuration, verifier: platform.verifier,
-            collateralProvider: StaticCollateralProvider(platform.collateral), store: store, sealer: EphemeralSealer())
+            collateralProvider: platform.collateralProvider, store: store, sealer: EphemeralSealer())
         let replica = try TestMarble()
 
         let key = try await coordinator.handOverDataKey(
@@ -191,7 +191,7 @@ import Testing
         // The key opens the state: a replica with another sealer joins with it and keeps its own copy.
         let joined = try await Coordinator.start(
             configuration: configuration, verifier: platform.verifier,
-            collateralProvider: StaticCollateralProvider(platform.collateral), store: store, sealer: EphemeralSealer(),
+            collateralProvider: platform.collateralProvider, store: store, sealer: EphemeralSealer(),
             dataKeySource: { key })
         #expect(await joined.pki.root == coordinator.pki.root)
         #expect(try await store.keys(withPrefix: "sealed-data-key/").count == 1)
@@ -199,7 +199,7 @@ import Testing
         await #expect {
             _ = try await Coordinator.start(
                 configuration: configuration, verifier: platform.verifier,
-                collateralProvider: StaticCollateralProvider(platform.collateral), store: store,
+                collateralProvider: platform.collateralProvider, store: store,
                 sealer: EphemeralSealer(), dataKeySource: { Array(repeating: 7, count: 32) })
         } throws: { ($0 as? CoordinatorError)?.code == .sealedState }
         #expect(try await store.keys(withPrefix: "sealed-data-key/").count == 1)
@@ -229,7 +229,7 @@ import Testing
         closed.replicaIdentity = nil
         let single = try await Coordinator.start(
             configuration: closed, verifier: platform.verifier,
-            collateralProvider: StaticCollateralProvider(platform.collateral), store: MemoryStore(),
+            collateralProvider: platform.collateralProvider, store: MemoryStore(),
             sealer: EphemeralSealer())
         await #expect {
             _ = try await single.handOverDataKey(

@@ -47,7 +47,7 @@ import Testing
             start = { [configuration] in
                 try await Coordinator.start(
                     configuration: configuration, verifier: platform.verifier,
-                    collateralProvider: StaticCollateralProvider(platform.collateral), store: store, sealer: sealer)
+                    collateralProvider: platform.collateralProvider, store: store, sealer: sealer)
             }
         }
     }

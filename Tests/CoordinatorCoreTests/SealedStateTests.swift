@@ -25,7 +25,7 @@ import X509
         do {
             let coordinator = try await Coordinator.start(
                 verifier: platform.verifier,
-                collateralProvider: collateralProvider ?? StaticCollateralProvider(platform.collateral), store: store,
+                collateralProvider: collateralProvider ?? platform.collateralProvider, store: store,
                 sealer: SimulationSealer(directory: sealDirectory ?? place.directory))
             return (coordinator, store)
         } catch {
@@ -141,7 +141,7 @@ import X509
             try await store.commit([StoreWrite(key: key, value: flipped, expectedVersion: original.version)])
             await #expect {
                 _ = try await Coordinator.start(
-                    verifier: platform.verifier, collateralProvider: StaticCollateralProvider(platform.collateral),
+                    verifier: platform.verifier, collateralProvider: platform.collateralProvider,
                     store: store,
                     sealer: SimulationSealer(directory: place.directory))
             } throws: { error in
@@ -152,7 +152,7 @@ import X509
             // again: the next record's refusal is its own.
             try await SQLiteFile.overwrite(place.database, key: key, value: original.bytes, version: original.version)
             _ = try await Coordinator.start(
-                verifier: platform.verifier, collateralProvider: StaticCollateralProvider(platform.collateral),
+                verifier: platform.verifier, collateralProvider: platform.collateralProvider,
                 store: store, sealer: SimulationSealer(directory: place.directory))
         }
         await store.close()

@@ -273,7 +273,7 @@ func expectCode(
             }
             """
         let coordinator = try await Coordinator.start(
-            verifier: platform.verifier, collateralProvider: StaticCollateralProvider(platform.collateral),
+            verifier: platform.verifier, collateralProvider: platform.collateralProvider,
             store: MemoryStore(), sealer: EphemeralSealer())
         _ = try await coordinator.setManifest(Array(manifest.utf8))
         let user = try await coordinator.authenticate(writer.certificateDER)

@@ -305,4 +305,73 @@ import Testing
         #expect(none.status != 0 && none.stderr.contains("not a TDX guest"), "\(none.stderr)")
         #expect(await coordinator.stop() == 0)
     }
+
+    /// A TDX marble end to end in simulation: its quotes come from configfs-tsm (``FakeTSM``
+    /// answering with the simulated platform's TDX v4 quote for exactly the report data written),
+    /// the Coordinator verifies them against TDX collateral fetched from the local PCCS's `/tdx/`
+    /// routes and against the TDX package's measurements, and the program runs. A TD whose RTMR2
+    /// differs is refused with the reason, and its program never runs.
+    @Test func aTDXMarbleActivatesThroughConfigfsTSMAgainstATDXPackage() async throws {
+        let coordinator = try CoordinatorProcess()
+        let platform = try SimulatedPlatform.generate()
+        try platform.write(to: coordinator.simulationDirectory)
+        let pccs = try LocalPCCS(folder: coordinator.simulationDirectory.appendingPathComponent("collateral"))
+        let client = try pccs.client()
+        defer { _ = client.shutdown() }
+        let qcnl = try CoordinatorBinaryTests.write(
+            #"{"pccs_url": "\#(pccs.baseURL)/sgx/certification/v4/", "use_secure_cert": false}"#, "qcnl.conf",
+            in: coordinator.directory)
+        try await coordinator.start(extraArguments: ["--qcnl-config", qcnl])
+
+        let td = SimulatedTD.named("tdx-marble")
+        func hex(_ bytes: [UInt8]) -> String { Hex.encode(bytes) }
+        let manifest = """
+            {"Packages": {"td": {"MRTD": "\(hex(td.mrTD))", "RTMR0": "\(hex(td.rtmrs[0]))",
+               "RTMR1": "\(hex(td.rtmrs[1]))", "RTMR2": "\(hex(td.rtmrs[2]))", "MRSEAM": "\(hex(td.mrSeam))",
+               "XFAM": "\(hex(td.xfam))"}},
+             "Marbles": {"app": {"Package": "td", "Parameters": {"Env": {"GREETING": "TD"}}}}}
+            """
+        let set = try await coordinator.request(
+            "POST", "/api/v2/manifest", body: #"{"manifest":"\#(Data(manifest.utf8).base64EncodedString())"}"#)
+        try #require(set.status == 200, "\(set.json)")
+        let directory = coordinator.directory
+        let program = directory.appendingPathComponent("hello.sh")
+        try Data("#!/bin/sh\necho \"hello, $GREETING\"\n".utf8).write(to: program)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: program.path)
+        var environment = ProcessInfo.processInfo.environment
+        environment["EDG_MARBLE_TYPE"] = "app"
+        environment["EDG_MARBLE_COORDINATOR_ADDR"] = "localhost:\(coordinator.meshPort)"
+        environment["EDG_MARBLE_UUID_FILE"] = directory.appendingPathComponent("uuid").path
+        environment["EDG_MARBLE_COORDINATOR_ROOT_CA"] = try CoordinatorBinaryTests.write(
+            try await RecoveryAPITests.root(coordinator).serializeAsPEM().pemString, "root.pem", in: directory)
+
+        let tsm = try FakeTSM(directory: directory.appendingPathComponent("tsm")) { reportData in
+            (try? platform.tdxQuote(reportData: reportData, td: td)) ?? []
+        }
+        defer { tsm.stop() }
+        environment["EDG_MARBLE_TSM_DIR"] = tsm.directory.path
+        let run = try await Self.launch(
+            ["run", "--attestation", "tdx", "--timeout", "20", "--", program.path], environment: environment)
+        #expect(run.status == 0 && run.stdout.contains("hello, TD"), "\(run.stderr)")
+        #expect(run.stderr.contains("marble: activated as"), "\(run.stderr)")
+        #expect(tsm.reportData.count == 1 && tsm.reportData.first?.count == 64)
+        #expect(try await pccs.stats(client)["/tdx/certification/v4/tcb"] ?? 0 >= 1, "TDX TCB Info from the PCCS")
+        #expect(try await pccs.stats(client)["/tdx/certification/v4/qe/identity"] ?? 0 >= 1)
+
+        // Another RTMR2 (say, another kernel command line): refused with the reason, the program never runs.
+        var changed = td
+        changed.rtmrs[2][0] ^= 0xFF
+        let other = changed
+        let otherTSM = try FakeTSM(directory: directory.appendingPathComponent("other-tsm")) { reportData in
+            (try? platform.tdxQuote(reportData: reportData, td: other)) ?? []
+        }
+        defer { otherTSM.stop() }
+        environment["EDG_MARBLE_TSM_DIR"] = otherTSM.directory.path
+        environment["EDG_MARBLE_UUID_FILE"] = directory.appendingPathComponent("other-uuid").path
+        let refused = try await Self.launch(
+            ["run", "--attestation", "tdx", "--timeout", "20", "--", program.path], environment: environment)
+        #expect(refused.status != 0 && !refused.stdout.contains("hello"), "\(refused.stdout)")
+        #expect(refused.stderr.contains("RTMR2"), "\(refused.stderr)")
+        #expect(await coordinator.stop() == 0)
+    }
 }

@@ -7,6 +7,8 @@ that a test releases by deleting the file).
 Routes (query strings as Intel's):
   /{sgx,tdx}/certification/v4/tcb?fmspc=X   tcbInfo.json, header TCB-Info-Issuer-Chain (404 for another FMSPC)
   /{sgx,tdx}/certification/v4/qe/identity   qeIdentity.json, header SGX-Enclave-Identity-Issuer-Chain
+                                            (the /tdx/ routes read tdx/tcbInfo.json and tdx/qeIdentity.json
+                                            when FOLDER has a tdx/ folder, as a simulated platform's has)
   /sgx/certification/v4/pckcrl?ca=processor|platform&encoding=der   intermediateCaCrl.der, header SGX-PCK-CRL-Issuer-Chain
   /sgx/certification/v4/rootcacrl           rootCaCrl.der as hex text (as PCCS serves it)
   /_stats                                   JSON: how often each route was served
@@ -53,16 +55,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if route == "/_stats":
             return self.reply(json.dumps(counts).encode())
         counts[route] = counts.get(route, 0) + 1
+        tee = "tdx/" if route.startswith("/tdx/") and os.path.isdir(os.path.join(folder, "tdx")) else ""
         if route.endswith("/certification/v4/tcb"):
             while hold and os.path.exists(hold):
                 time.sleep(0.02)
-            body = read("tcbInfo.json")
+            body = read(tee + "tcbInfo.json")
             fmspc = json.loads(body)["tcbInfo"]["fmspc"]
             if query.get("fmspc", [""])[0].upper() != fmspc.upper():
                 return self.reply(b"unknown FMSPC", status=404)
             return self.reply(body, {"TCB-Info-Issuer-Chain": chain("tcbSignChain.pem")})
         if route.endswith("/certification/v4/qe/identity"):
-            return self.reply(read("qeIdentity.json"), {"SGX-Enclave-Identity-Issuer-Chain": chain("tcbSignChain.pem")})
+            return self.reply(read(tee + "qeIdentity.json"), {"SGX-Enclave-Identity-Issuer-Chain": chain("tcbSignChain.pem")})
         if route == "/sgx/certification/v4/pckcrl" and query.get("encoding") == ["der"]:
             return self.reply(read("intermediateCaCrl.der"), {"SGX-PCK-CRL-Issuer-Chain": chain("pckSignChain.pem")})
         if route == "/sgx/certification/v4/rootcacrl":

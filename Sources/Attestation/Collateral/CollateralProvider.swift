@@ -36,15 +36,18 @@ public struct FileCollateralProvider: CollateralProvider {
     }
 }
 
-/// The same collateral for every quote (a simulated platform, tests, fixed deployments).
+/// The same collateral for every quote (a simulated platform, tests, fixed deployments), with
+/// TDX collateral of its own for TDX quotes when given.
 public struct StaticCollateralProvider: CollateralProvider {
     public let collateral: Collateral
+    public let tdxCollateral: Collateral?
 
-    public init(_ collateral: Collateral) {
+    public init(_ collateral: Collateral, tdx: Collateral? = nil) {
         self.collateral = collateral
+        self.tdxCollateral = tdx
     }
 
     public func collateral(for quote: Quote) async throws(AttestationError) -> Collateral {
-        collateral
+        quote.isTDX ? tdxCollateral ?? collateral : collateral
     }
 }

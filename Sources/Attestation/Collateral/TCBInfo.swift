@@ -25,6 +25,12 @@ public struct TCBInfo: Sendable, Hashable {
         public var isvSVN: UInt16
         public var status: TCBStatus
         public var advisoryIDs: [String]
+
+        public init(isvSVN: UInt16, status: TCBStatus, advisoryIDs: [String]) {
+            self.isvSVN = isvSVN
+            self.status = status
+            self.advisoryIDs = advisoryIDs
+        }
     }
 
     public struct ModuleIdentity: Sendable, Hashable {

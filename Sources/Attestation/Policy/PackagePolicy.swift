@@ -137,7 +137,8 @@ public struct AdvisoryRule: QuoteRule {
     }
 }
 
-/// A TDX package: the quote must be a TDX quote whose measurements equal each one the package names.
+/// A TDX package: the quote must be a TDX quote whose measurements equal each one the package
+/// names. A package that does not name TDAttributes accepts only TDs with SEPT_VE_DISABLE set.
 public struct TDXMeasurementRule: QuoteRule, Sendable, Hashable {
     public var mrTD: [UInt8]
     public var rtmrs: [Int: [UInt8]]
@@ -175,6 +176,16 @@ public struct TDXMeasurementRule: QuoteRule, Sendable, Hashable {
         for (name, actual, expected) in checks {
             if let refusal = differs(name, actual, expected) { return refusal }
         }
+        if tdAttributes == nil, !Self.hasSEPTVEDisable(td.tdAttributes) {
+            return .rejected(
+                "TDAttributes \(hexString(td.tdAttributes).lowercased()) lack SEPT_VE_DISABLE (bit 28), so the host can raise #VE in the TD at will; name these attributes in the package's TDAttributes to accept such a TD"
+            )
+        }
         return .accepted
+    }
+
+    /// Bit 28 of TDATTRIBUTES: EPT violations do not become #VE exceptions inside the TD.
+    static func hasSEPTVEDisable(_ attributes: [UInt8]) -> Bool {
+        attributes.count == 8 && attributes[3] & 0x10 != 0
     }
 }

@@ -17,6 +17,8 @@ extension SimulatedPlatform {
         static let enclaveSigningKey = "enclave-signer.key"
         static let configuration = "platform.json"
         static let collateral = "collateral"
+        /// TDX collateral, in the same layout, inside the collateral folder.
+        static let tdxCollateral = "tdx"
         static let readme = "README-INSECURE.txt"
     }
 
@@ -27,10 +29,13 @@ extension SimulatedPlatform {
         var pceSVN: UInt16
         var qeSVN: UInt16
         var collateralValidity: TimeInterval
+        /// Absent in platforms written before TDX was simulated.
+        var teeTCBSVN: [UInt8]?
+        var tdQESVN: UInt16?
     }
 
     /// Writes the platform to `directory` (created if needed): certificates, keys (0600) and
-    /// its collateral in Intel PCS layout under `collateral/`.
+    /// its collateral in Intel PCS layout under `collateral/`, the TDX collateral under `collateral/tdx/`.
     public func write(to directory: URL) throws {
         let manager = FileManager.default
         try manager.createDirectory(
@@ -66,14 +71,18 @@ extension SimulatedPlatform {
             fmspc: hexString(configuration.fmspc), pceID: hexString(configuration.pceID),
             tcbComponents: configuration.tcbComponents,
             pceSVN: configuration.pceSVN, qeSVN: configuration.qeSVN,
-            collateralValidity: configuration.collateralValidity)
+            collateralValidity: configuration.collateralValidity, teeTCBSVN: configuration.teeTCBSVN,
+            tdQESVN: configuration.tdQESVN)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try write(String(decoding: try encoder.encode(stored), as: UTF8.self), File.configuration)
-        try writeCollateral(to: collateralDirectory)
+        try Self.writeCollateral(collateral, to: collateralDirectory)
+        let tdxDirectory = collateralDirectory.appendingPathComponent(File.tdxCollateral)
+        try manager.createDirectory(at: tdxDirectory, withIntermediateDirectories: true)
+        try Self.writeCollateral(tdxCollateral, to: tdxDirectory)
     }
 
-    func writeCollateral(to folder: URL) throws {
+    static func writeCollateral(_ collateral: Collateral, to folder: URL) throws {
         func signed(_ member: String, _ document: Collateral.Signed<some Sendable>) -> [UInt8] {
             Array("{\"\(member)\":".utf8) + document.bytes
                 + Array(",\"signature\":\"\(hexString(document.signature).lowercased())\"}".utf8)
@@ -112,19 +121,35 @@ extension SimulatedPlatform {
             configuration.pceSVN = stored.pceSVN
             configuration.qeSVN = stored.qeSVN
             configuration.collateralValidity = stored.collateralValidity
+            if let svn = stored.teeTCBSVN, svn.count == 16 { configuration.teeTCBSVN = svn }
+            if let svn = stored.tdQESVN { configuration.tdQESVN = svn }
+            let collateralDirectory = directory.appendingPathComponent(File.collateral)
+            let tdxDirectory = collateralDirectory.appendingPathComponent(File.tdxCollateral)
+            let root = try Certificate(pemEncoded: text(File.root))
+            let rootKey = try P256.Signing.PrivateKey(pemRepresentation: text(File.rootKey))
+            let pckCA = try Certificate(pemEncoded: text(File.pckCA))
+            let pckCAKey = try P256.Signing.PrivateKey(pemRepresentation: text(File.pckCAKey))
+            let pck = try Certificate(pemEncoded: text(File.pck))
+            let tcbSigning = try Certificate(pemEncoded: text(File.tcbSigning))
+            let tcbKey = try P256.Signing.PrivateKey(pemRepresentation: text(File.tcbSigningKey))
+            let tdxCollateral: Collateral
+            if FileManager.default.fileExists(atPath: tdxDirectory.path) {
+                tdxCollateral = try Collateral(pcsDirectory: tdxDirectory)
+            } else {
+                // A platform written before TDX was simulated: its TDX collateral is signed now.
+                tdxCollateral = try signCollateral(
+                    configuration: configuration, root: root, rootKey: rootKey, pckCA: pckCA, pckCAKey: pckCAKey,
+                    pck: pck, tcbSigning: tcbSigning, tcbKey: tcbKey, now: Date()
+                ).tdx
+            }
             return SimulatedPlatform(
-                configuration: configuration,
-                rootCertificate: try Certificate(pemEncoded: text(File.root)),
-                rootKey: try P256.Signing.PrivateKey(pemRepresentation: text(File.rootKey)),
-                pckCACertificate: try Certificate(pemEncoded: text(File.pckCA)),
-                pckCAKey: try P256.Signing.PrivateKey(pemRepresentation: text(File.pckCAKey)),
-                pckCertificate: try Certificate(pemEncoded: text(File.pck)),
+                configuration: configuration, rootCertificate: root, rootKey: rootKey, pckCACertificate: pckCA,
+                pckCAKey: pckCAKey, pckCertificate: pck,
                 pckKey: try P256.Signing.PrivateKey(pemRepresentation: text(File.pckKey)),
-                tcbSigningCertificate: try Certificate(pemEncoded: text(File.tcbSigning)),
-                tcbSigningKey: try P256.Signing.PrivateKey(pemRepresentation: text(File.tcbSigningKey)),
+                tcbSigningCertificate: tcbSigning, tcbSigningKey: tcbKey,
                 attestationKey: try P256.Signing.PrivateKey(pemRepresentation: text(File.attestationKey)),
                 enclaveSigningKey: try P256.Signing.PrivateKey(pemRepresentation: text(File.enclaveSigningKey)),
-                collateral: try Collateral(pcsDirectory: directory.appendingPathComponent(File.collateral)))
+                collateral: try Collateral(pcsDirectory: collateralDirectory), tdxCollateral: tdxCollateral)
         } catch let error as AttestationError {
             throw error
         } catch {

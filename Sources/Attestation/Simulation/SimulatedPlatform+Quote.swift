@@ -21,7 +21,37 @@ extension SimulatedPlatform {
             mrSigner: enclave.signerID,
             productID: enclave.productID, svn: enclave.securityVersion,
             reportData: reportData + [UInt8](repeating: 0, count: 64 - reportData.count))
-        let signed = header + body
+        return try signed(
+            header + body, qeSVN: configuration.qeSVN, qeMRSigner: Self.qeMRSigner, qeProductID: Self.qeProductID,
+            qeAuthDataSize: qeAuthDataSize, version: 3)
+    }
+
+    /// A TDX ECDSA v4 quote for `td` with `reportData` (at most 64 bytes, zero-padded): a TD
+    /// report 1.0 with this platform's TEE_TCB_SVN and its TDX module (MRSIGNERSEAM zero, no
+    /// SEAM attributes), signed by the TD quoting enclave, whose report and the PCK chain come as
+    /// certification data type 6 around type 5, as Intel's TD QE writes them.
+    public func tdxQuote(reportData: [UInt8], td: SimulatedTD, qeAuthDataSize: Int = 32) throws -> [UInt8] {
+        precondition(reportData.count <= 64, "report data holds 64 bytes")
+        var header: [UInt8] = []
+        header += le(UInt16(4)) + le(Quote.attestationKeyTypeECDSAP256) + le(Quote.teeTypeTDX)
+        header += [UInt8](repeating: 0, count: 4) + Quote.intelQEVendorID  // reserved in TDX quotes
+        header += [UInt8](repeating: 0, count: 20)
+        var body = configuration.teeTCBSVN + td.mrSeam + Self.tdxModuleMRSigner
+        body += [UInt8](repeating: 0, count: 8) + td.tdAttributes + td.xfam + td.mrTD  // SEAMATTRIBUTES zero
+        body += td.mrConfigID + td.mrOwner + td.mrOwnerConfig + td.rtmrs.joined()
+        body += reportData + [UInt8](repeating: 0, count: 64 - reportData.count)
+        assert(body.count == TDReport.size10)
+        return try signed(
+            header + body, qeSVN: configuration.tdQESVN, qeMRSigner: Self.tdQEMRSigner,
+            qeProductID: Self.tdQEProductID, qeAuthDataSize: qeAuthDataSize, version: 4)
+    }
+
+    /// Header and body signed by the attestation key, which the QE report (signed by the PCK key)
+    /// binds; version 3 carries the QE report directly, version 4 inside certification data type 6.
+    private func signed(
+        _ signed: [UInt8], qeSVN: UInt16, qeMRSigner: [UInt8], qeProductID: UInt16, qeAuthDataSize: Int,
+        version: Int
+    ) throws -> [UInt8] {
         let isvSignature = Array(try attestationKey.signature(for: SHA256.hash(data: signed)).rawRepresentation)
         let attestationPublicKey = Array(attestationKey.publicKey.rawRepresentation)
         let authData = (0..<qeAuthDataSize).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
@@ -29,16 +59,21 @@ extension SimulatedPlatform {
         qeAttributes[0] = 0x11
         let qeReport = Self.report(
             cpuSVN: configuration.tcbComponents, attributes: qeAttributes,
-            mrEnclave: Array(SHA256.hash(data: Self.qeMRSigner)),
-            mrSigner: Self.qeMRSigner, productID: Self.qeProductID, svn: configuration.qeSVN,
+            mrEnclave: Array(SHA256.hash(data: qeMRSigner)),
+            mrSigner: qeMRSigner, productID: qeProductID, svn: qeSVN,
             reportData: Array(SHA256.hash(data: attestationPublicKey + authData)) + [UInt8](repeating: 0, count: 32))
         let qeSignature = Array(try pckKey.signature(for: SHA256.hash(data: qeReport)).rawRepresentation)
         let chain = try [pckCertificate, pckCACertificate, rootCertificate].map {
             try $0.serializeAsPEM().pemString + "\n"
         }.joined()
-        var signatureData = isvSignature + attestationPublicKey + qeReport + qeSignature
-        signatureData += le(UInt16(authData.count)) + authData
-        signatureData += le(CertificationData.pemChainType) + le(UInt32(chain.utf8.count)) + Array(chain.utf8)
+        var qeSection = qeReport + qeSignature + le(UInt16(authData.count)) + authData
+        qeSection += le(CertificationData.pemChainType) + le(UInt32(chain.utf8.count)) + Array(chain.utf8)
+        var signatureData = isvSignature + attestationPublicKey
+        if version == 3 {
+            signatureData += qeSection
+        } else {
+            signatureData += le(CertificationData.qeReportType) + le(UInt32(qeSection.count)) + qeSection
+        }
         return signed + le(UInt32(signatureData.count)) + signatureData
     }
 

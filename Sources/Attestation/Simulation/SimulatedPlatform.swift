@@ -4,10 +4,11 @@ import JSONText
 import SwiftASN1
 import X509
 
-/// An SGX platform in software: a test root CA, PCK CA, a PCK certificate with a real SGX
-/// extension, a TCB signing certificate, signed TCB Info and QE Identity, CRLs, and a QE
-/// attestation key. Its quotes are structurally real SGX v3 quotes that ``QuoteVerifier``
-/// checks on the same path as Intel's, with this platform's root as the trust anchor.
+/// An SGX and TDX platform in software: a test root CA, PCK CA, a PCK certificate with a real SGX
+/// extension, a TCB signing certificate, signed TCB Info and QE Identity for SGX and for TDX,
+/// CRLs, and a QE attestation key. Its quotes are structurally real SGX v3 and TDX v4 quotes
+/// that ``QuoteVerifier`` checks on the same path as Intel's, with this platform's root as the
+/// trust anchor.
 ///
 /// It gives no security: anyone with the directory can issue quotes for any enclave.
 public struct SimulatedPlatform: Sendable {
@@ -27,6 +28,15 @@ public struct SimulatedPlatform: Sendable {
         public var collateralValidity: TimeInterval = 365 * 86_400
         /// Put the PCK certificate on the PCK CA's CRL.
         public var revokePCK = false
+        /// TEE_TCB_SVN of the platform's trust domains: byte 0 is the TDX module's SVN, byte 1 its
+        /// major version (0: no module identity applies), byte 2 the TDX microcode's SVN.
+        public var teeTCBSVN: [UInt8] = [4, 1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        /// The ISVSVN of the TD quoting enclave.
+        public var tdQESVN: UInt16 = 4
+        /// TCB levels of the signed TDX TCB Info, highest first.
+        public var tdxLevels: [TCBInfo.Level] = Configuration.defaultTDXLevels
+        /// TCB levels of the TDX module identity `TDX_01` (module major version 1), highest first.
+        public var tdxModuleLevels: [TCBInfo.ModuleLevel] = Configuration.defaultTDXModuleLevels
 
         public init() {}
 
@@ -38,11 +48,32 @@ public struct SimulatedPlatform: Sendable {
                 sgxComponents: [2, 2, 2, 2, 255, 255, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0], tdxComponents: nil, pceSVN: 11,
                 status: .outOfDate, advisoryIDs: ["INTEL-SA-00615"]),
         ]
+
+        /// As Intel publishes them: the TDX components' bytes 0 and 1 (the module's SVN and major
+        /// version) are rated by the module identity, not by these levels.
+        public static let defaultTDXLevels: [TCBInfo.Level] = [
+            TCBInfo.Level(
+                sgxComponents: [4, 4, 3, 3, 255, 255, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                tdxComponents: [3, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], pceSVN: 13, status: .upToDate,
+                advisoryIDs: []),
+            TCBInfo.Level(
+                sgxComponents: [2, 2, 2, 2, 255, 255, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                tdxComponents: [2, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], pceSVN: 11, status: .outOfDate,
+                advisoryIDs: ["INTEL-SA-01036"]),
+        ]
+
+        public static let defaultTDXModuleLevels: [TCBInfo.ModuleLevel] = [
+            TCBInfo.ModuleLevel(isvSVN: 4, status: .upToDate, advisoryIDs: []),
+            TCBInfo.ModuleLevel(isvSVN: 2, status: .outOfDate, advisoryIDs: ["INTEL-SA-01099"]),
+        ]
     }
 
     /// The simulated quoting enclave's identity (its MRSIGNER is a fixed, obviously fake value).
     static let qeMRSigner = Array(SHA256.hash(data: Array("marblerun-swift simulated quoting enclave".utf8)))
     static let qeProductID: UInt16 = 1
+    /// The simulated TD quoting enclave's identity (Intel's TD QE has ISVPRODID 2, as here).
+    static let tdQEMRSigner = Array(SHA256.hash(data: Array("marblerun-swift simulated TD quoting enclave".utf8)))
+    static let tdQEProductID: UInt16 = 2
 
     public let configuration: Configuration
     public let rootCertificate: Certificate
@@ -56,7 +87,10 @@ public struct SimulatedPlatform: Sendable {
     let attestationKey: P256.Signing.PrivateKey
     /// The default enclave signing key (SignerID) of marbles in this simulation.
     public let enclaveSigningKey: P256.Signing.PrivateKey
+    /// SGX collateral: the TCB Info and QE Identity for SGX enclaves' quotes.
     public let collateral: Collateral
+    /// TDX collateral: the TDX TCB Info (with the TDX module identities) and the TD QE Identity.
+    public let tdxCollateral: Collateral
 
     /// A new platform with fresh keys, valid from `now`.
     public static func generate(configuration: Configuration = Configuration(), now: Date = Date()) throws
@@ -96,7 +130,7 @@ public struct SimulatedPlatform: Sendable {
             // The subject QVL requires of a TCB signer; the root above it says it is simulated.
             subject: QuoteVerifier.tcbSigningSubject, key: tcbKey.publicKey,
             issuer: rootName, issuerKey: rootKey, isCA: false, from: notBefore, to: notAfter)
-        let collateral = try Self.signCollateral(
+        let signed = try Self.signCollateral(
             configuration: configuration, root: root, rootKey: rootKey, pckCA: pckCA, pckCAKey: pckCAKey, pck: pck,
             tcbSigning: tcbSigning, tcbKey: tcbKey, now: now)
         return SimulatedPlatform(
@@ -104,7 +138,7 @@ public struct SimulatedPlatform: Sendable {
             pckCAKey: pckCAKey,
             pckCertificate: pck, pckKey: pckKey, tcbSigningCertificate: tcbSigning, tcbSigningKey: tcbKey,
             attestationKey: P256.Signing.PrivateKey(), enclaveSigningKey: P256.Signing.PrivateKey(),
-            collateral: collateral)
+            collateral: signed.sgx, tdxCollateral: signed.tdx)
     }
 
     /// The same platform with TCB Info, QE Identity and CRLs issued anew at `now`.
@@ -112,7 +146,7 @@ public struct SimulatedPlatform: Sendable {
         -> SimulatedPlatform
     {
         let configuration = newConfiguration ?? self.configuration
-        let collateral = try Self.signCollateral(
+        let signed = try Self.signCollateral(
             configuration: configuration, root: rootCertificate, rootKey: rootKey, pckCA: pckCACertificate,
             pckCAKey: pckCAKey,
             pck: pckCertificate, tcbSigning: tcbSigningCertificate, tcbKey: tcbSigningKey, now: now)
@@ -122,11 +156,17 @@ public struct SimulatedPlatform: Sendable {
             pckCAKey: pckCAKey, pckCertificate: pckCertificate, pckKey: pckKey,
             tcbSigningCertificate: tcbSigningCertificate,
             tcbSigningKey: tcbSigningKey, attestationKey: attestationKey, enclaveSigningKey: enclaveSigningKey,
-            collateral: collateral)
+            collateral: signed.sgx, tdxCollateral: signed.tdx)
     }
 
     /// A verifier that trusts this platform's root.
     public var verifier: QuoteVerifier { QuoteVerifier(trustedRoot: rootCertificate) }
+
+    /// The collateral of `quote`: TDX collateral for a TD's quote, SGX collateral otherwise.
+    public func collateral(for quote: Quote) -> Collateral { quote.isTDX ? tdxCollateral : collateral }
+
+    /// This platform's collateral for every quote it issues, SGX and TDX.
+    public var collateralProvider: StaticCollateralProvider { StaticCollateralProvider(collateral, tdx: tdxCollateral) }
 
     /// The signing configuration of marbles that give none.
     public var defaultSigner: EnclaveSigner { EnclaveSigner(signingKey: enclaveSigningKey) }

@@ -7,7 +7,7 @@ import Foundation
 struct SimulationCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "simulation",
-        abstract: "Manage a simulated SGX platform (development only: it gives no security).",
+        abstract: "Manage a simulated SGX and TDX platform (development only: it gives no security).",
         subcommands: [SimulationInitCommand.self])
 }
 
@@ -15,12 +15,13 @@ struct SimulationCommand: AsyncParsableCommand {
 struct SimulationInitCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "init",
-        abstract: "Create a simulated SGX platform in DIR.",
+        abstract: "Create a simulated SGX and TDX platform in DIR.",
         discussion: """
             Generates a test root CA, PCK CA and PCK certificate (with a real SGX extension), a TCB \
-            signing certificate, signed TCB Info and QE Identity, CRLs, a quote signing key and a \
-            default enclave signing key. Quotes of this platform verify on the same path as real \
-            ones, with its root as the trust anchor. Anyone who can read DIR can forge quotes.
+            signing certificate, signed TCB Info and QE Identity for SGX and for TDX (with a TDX \
+            module identity and the TD quoting enclave), CRLs, a quote signing key and a default \
+            enclave signing key. Quotes of this platform verify on the same path as real ones, with \
+            its root as the trust anchor. Anyone who can read DIR can forge quotes.
             """
     )
 
@@ -41,10 +42,11 @@ struct SimulationInitCommand: AsyncParsableCommand {
         let platform = try SimulatedPlatform.generate()
         try platform.write(to: url)
         let fingerprint = SHA256.hash(data: try platform.rootCertificate.serializeAsPEM().derBytes)
-        print("SIMULATION: created an INSECURE simulated SGX platform in \(directory)")
+        print("SIMULATION: created an INSECURE simulated SGX and TDX platform in \(directory)")
         print("root CA SHA-256: \(Hex.encode(fingerprint))")
         print("default SignerID: \(QuoteReport.hex(platform.defaultSigner.signerID))")
         print("collateral valid until: \(ISO8601DateFormatter().string(from: platform.collateral.nextUpdate))")
+        print("collateral (Intel PCS layout): \(directory)/collateral, TDX: \(directory)/collateral/tdx")
     }
 }
 

@@ -58,7 +58,9 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let created = try await CLIRunner.run(["simulation", "init", directory])
         #expect(created.status == 0)
-        #expect(created.stdout.contains("SIMULATION: created an INSECURE simulated SGX platform"))
+        #expect(created.stdout.contains("SIMULATION: created an INSECURE simulated SGX and TDX platform"))
+        #expect(created.stdout.contains("TDX: \(directory)/collateral/tdx"))
+        #expect(FileManager.default.fileExists(atPath: "\(directory)/collateral/tdx/tcbInfo.json"))
         let again = try await CLIRunner.run(["simulation", "init", directory])
         #expect(again.status == 1)
         #expect(again.stderr.contains("use --force"))

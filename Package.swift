@@ -184,6 +184,26 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "marblerun", dependencies: ["MarblerunCLI"]),
+        // The Kubernetes admission webhook for marble pods (AdmissionReview in, JSON Patch out).
+        .target(
+            name: "MarbleInjector",
+            dependencies: [
+                "JSONText",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "marble-injector",
+            dependencies: [
+                "MarbleInjector",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .executableTarget(
             name: "marble",
             dependencies: [
@@ -296,6 +316,17 @@ let package = Package(
                 "emojivoto-voting",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]
+        ),
+        .testTarget(
+            name: "MarbleInjectorTests",
+            dependencies: [
+                "MarbleInjector", "JSONText", "CoordinatorTesting", "marble-injector",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
             ]

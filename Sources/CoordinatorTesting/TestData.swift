@@ -30,6 +30,14 @@ public enum TestData {
         .deletingLastPathComponent()  // Sources
         .deletingLastPathComponent()
 
+    /// An executable of this package built beside the test bundle (`coordinator`, `marble-injector`, …).
+    public static func product(_ name: String) -> URL {
+        let products = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        let candidate = products.appendingPathComponent(name)
+        if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+        return packageRoot.appendingPathComponent(".build/debug/\(name)")
+    }
+
     public static func url(_ relativePath: String) -> URL {
         directory.appendingPathComponent(relativePath)
     }

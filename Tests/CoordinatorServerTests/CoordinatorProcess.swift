@@ -11,12 +11,7 @@ final class CoordinatorProcess: @unchecked Sendable {
     static let binary = product("coordinator")
 
     /// An executable built beside the tests (`coordinator`, `marblerun`, `marble`).
-    static func product(_ name: String) -> URL {
-        let products = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        let candidate = products.appendingPathComponent(name)
-        if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-        return TestData.packageRoot.appendingPathComponent(".build/debug/\(name)")
-    }
+    static func product(_ name: String) -> URL { TestData.product(name) }
 
     let directory: URL
     // Below Linux's ephemeral range (32768–60999), where outgoing connections could hold them,

@@ -5,13 +5,7 @@ import CoordinatorTesting
 struct CLIRunner {
     typealias Result = ProcessRunner.Result
 
-    static let binary: URL = {
-        // The test bundle lives in the build products directory, beside the executables.
-        let products = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        let candidate = products.appendingPathComponent("marblerun")
-        if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-        return TestData.packageRoot.appendingPathComponent(".build/debug/marblerun")
-    }()
+    static let binary = TestData.product("marblerun")
 
     static func run(_ arguments: [String], executable: URL = binary) async throws -> Result {
         try await ProcessRunner.run(executable, arguments)

@@ -1,0 +1,76 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+import MarbleInjector
+
+/// `marble-injector`: MarbleRun's admission webhook for marble pods.
+@main
+struct MarbleInjectorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "marble-injector",
+        abstract: "The admission webhook that prepares marble pods (label marblerun/marbletype) for the Coordinator.",
+        discussion: """
+            For each Pod it is sent (POST /mutate, admission.k8s.io/v1), it adds what the marble \
+            launcher needs and the pod does not set: EDG_MARBLE_COORDINATOR_ADDR, EDG_MARBLE_TYPE, \
+            EDG_MARBLE_DNS_NAMES, EDG_MARBLE_UUID_FILE (the pod's UID, from a downward-API volume), SGX \
+            resource limits and a toleration for --resource-key (not with the label \
+            marblerun/resource-injection=disabled), and with --trust-config-map the Coordinator's era \
+            config or root certificate, so that marbles verify the Coordinator. The label \
+            marblerun/marblecontainer limits this to one container. A pod with an empty \
+            marblerun/marbletype is refused. GET /healthz answers "ok".
+
+            Example: marble-injector --tls-cert /certs/tls.crt --tls-key /certs/tls.key \
+            --coordinator-address coordinator-mesh-api.marblerun:2001 --trust-config-map marblerun-coordinator-trust
+            """)
+
+    @Option(help: "Address to listen on.")
+    var host = "0.0.0.0"
+    @Option(help: "HTTPS port.")
+    var port = 8443
+    @Option(help: "The webhook's TLS certificate chain (PEM).")
+    var tlsCert: String
+    @Option(help: "The webhook's TLS private key (PEM).")
+    var tlsKey: String
+    @Option(help: "The Coordinator's mesh API that marbles activate at.")
+    var coordinatorAddress = "coordinator-mesh-api.marblerun:2001"
+    @Option(help: "The cluster's DNS domain.")
+    var clusterDomain = "cluster.local"
+    @Option(
+        help:
+            "The SGX device plugin's resource: sgx.intel.com/epc, kubernetes.azure.com/sgx_epc_mem_in_MiB, alibabacloud.com/sgx_epc_MiB, or your plugin's."
+    )
+    var resourceKey = InjectorConfiguration.intelEPC
+    @Option(help: "A ConfigMap holding the Coordinator's era config or root certificate, mounted into marbles.")
+    var trustConfigMap: String?
+    @Option(help: "The ConfigMap's key: an era config (JSON), or a root certificate when it ends in .pem.")
+    var trustKey = "era.json"
+    @Option(help: "The Coordinator's client API, where a marble with an era config fetches its quote.")
+    var coordinatorClientAddress = "coordinator-client-api.marblerun:4433"
+
+    func validate() throws {
+        guard (1...65_535).contains(port) else { throw ValidationError("--port must be 1–65535, got \(port)") }
+        for file in [tlsCert, tlsKey] where !FileManager.default.isReadableFile(atPath: file) {
+            throw ValidationError("cannot read \(file): give the webhook's TLS certificate and key")
+        }
+        guard !coordinatorAddress.isEmpty, !resourceKey.isEmpty else {
+            throw ValidationError("--coordinator-address and --resource-key must not be empty")
+        }
+    }
+
+    func run() async throws {
+        var logger = Logger(label: "marble-injector")
+        logger.logLevel = .info
+        let trust = trustConfigMap.map {
+            InjectorConfiguration.Trust(configMap: $0, key: trustKey, clientAddress: coordinatorClientAddress)
+        }
+        let server = InjectorServer(
+            mutator: PodMutator(
+                configuration: InjectorConfiguration(
+                    coordinatorAddress: coordinatorAddress, clusterDomain: clusterDomain, resourceKey: resourceKey,
+                    trust: trust)),
+            logger: logger)
+        let application = try server.application(host: host, port: port, certificateFile: tlsCert, keyFile: tlsKey)
+        try await application.runService()
+    }
+}

@@ -321,7 +321,7 @@ let package = Package(
             ]
         ),
         .testTarget(
-            name: "MarbleInjectorTests",
+            name: "KubernetesTests",
             dependencies: [
                 "MarbleInjector", "JSONText", "CoordinatorTesting", "marble-injector",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -323,7 +323,8 @@ let package = Package(
         .testTarget(
             name: "KubernetesTests",
             dependencies: [
-                "MarbleInjector", "JSONText", "CoordinatorTesting", "marble-injector",
+                "MarbleInjector", "JSONText", "CoordinatorTesting", "Attestation", "marble-injector", "coordinator",
+                "marble",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -147,7 +147,13 @@ import Testing
 
         // The marble checks the Coordinator by its quote against an era config (its binary's measurement).
         let era = work.appendingPathComponent("era.json")
-        let coordinatorID = Hex.encode(try SimulatedEnclave.uniqueID(of: TestData.product("coordinator")))
+        // The image's binary, as built into it (stripped of debug information), is what is measured.
+        let extracted = work.appendingPathComponent("coordinator-from-image")
+        let copy = "marblerun-test-copy-\(tag)"
+        try await Self.run("podman", ["create", "--name", copy, "\(repository)/coordinator:\(tag)"])
+        try await Self.run("podman", ["cp", "\(copy):/usr/bin/coordinator", extracted.path])
+        try await Self.run("podman", ["rm", copy])
+        let coordinatorID = Hex.encode(try SimulatedEnclave.uniqueID(of: extracted))
         try Data(#"{"coordinator": {"UniqueID": "\#(coordinatorID)"}}"#.utf8).write(to: era)
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: era.path)
         let marble = try await Self.run(

@@ -42,9 +42,9 @@ import Testing
     }
 
     /// Lints and renders the chart with `values` (a file under `ci/`, or none), and validates every object.
-    static func render(_ values: String?, set: [String] = []) async throws -> Rendered {
+    static func render(_ values: String?, set: [String] = [], extra: [String] = []) async throws -> Rendered {
         let valueArguments =
-            (values.map { ["-f", chart.appendingPathComponent($0).path] } ?? []) + set.flatMap { ["--set", $0] }
+            (values.map { ["-f", chart.appendingPathComponent($0).path] } ?? []) + set.flatMap { ["--set", $0] } + extra
         let lint = try await helm(["lint", "--strict", chart.path] + valueArguments)
         #expect(lint.status == 0, "helm lint --strict \(values ?? "default"): \(lint.stdout) \(lint.stderr)")
         let template = try await helm(["template", "mr", chart.path, "--namespace", "marblerun"] + valueArguments)
@@ -165,6 +165,22 @@ import Testing
         let injector = Self.container(rendered.object("Deployment", "marble-injector"))
         let injectorArgs = injector?["args"] as? [String] ?? []
         #expect(injectorArgs.contains("--resource-key=kubernetes.azure.com/sgx_epc_mem_in_MiB"))
+    }
+
+    /// For single-host runs (podman kube play): the host's network without port mappings, which
+    /// podman refuses there, and the claim's owner as podman reads it from annotations.
+    @Test func hostNetworkDropsPortMappingsAndTheClaimCarriesItsAnnotations() async throws {
+        let rendered = try await Self.render(
+            "ci/simulation-values.yaml",
+            set: ["coordinator.hostNetwork=true"],
+            extra: ["--set-string", "coordinator.pvcAnnotations.volume\\.podman\\.io/uid=65532"])
+        let deployment = rendered.object("Deployment", "marblerun-coordinator")
+        #expect(deployment?.at("spec", "template", "spec", "hostNetwork") as? Bool == true)
+        #expect(Self.container(deployment)?["ports"] == nil)
+        let claim = rendered.object("PersistentVolumeClaim", "coordinator-pv-claim")
+        #expect(
+            claim?.at("metadata", "annotations", "volume.podman.io/uid") as? String == "65532",
+            "\(String(describing: claim))")
     }
 
     @Test func wrongValuesAreRefusedWhenTheChartRenders() async throws {

@@ -24,9 +24,10 @@ public actor SQLiteStore: StateStore {
         return try await body()
     }
 
-    /// Opens (creating if needed) the database at `path`.
+    /// Opens (creating if needed) the database at `path`, readable by its owner only.
     public static func open(path: String) async throws(StoreError) -> SQLiteStore {
         do {
+            try ownerOnly(path)
             let connection = try await SQLiteConnection.open(storage: .file(path: path))
             let store = SQLiteStore(connection: connection, path: path)
             do {
@@ -41,6 +42,21 @@ public actor SQLiteStore: StateStore {
             throw error
         } catch {
             throw StoreError(.unavailable, "cannot open the state database \(path): \(error)")
+        }
+    }
+
+    /// The database holds the sealed state: it is created 0600 (SQLite gives its WAL and
+    /// shared-memory files the database's mode), and one an older version made 0644 is narrowed,
+    /// with those files.
+    private static func ownerOnly(_ path: String) throws {
+        let manager = FileManager.default
+        if !manager.fileExists(atPath: path) {
+            guard manager.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600]) else {
+                throw StoreError(.unavailable, "cannot create the state database \(path)")
+            }
+        }
+        for suffix in ["", "-wal", "-shm"] where manager.fileExists(atPath: path + suffix) {
+            try manager.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path + suffix)
         }
     }
 

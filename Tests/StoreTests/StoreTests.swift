@@ -95,6 +95,35 @@ import Testing
         await reopened.close()
     }
 
+    /// The database and its WAL and shared-memory files hold the sealed state: only the owner may
+    /// read them (0600), also when an older version created the database 0644.
+    @Test func theDatabaseFilesAreTheOwnersOnly() async throws {
+        func mode(_ path: String) throws -> Int {
+            (try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? NSNumber)?.intValue ?? -1
+        }
+        for preexisting in [false, true] {
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+                "store-\(UUID().uuidString).sqlite"
+            )
+            .path
+            defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+            if preexisting {
+                let old = try await SQLiteStore.open(path: path)
+                await old.close()
+                try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: path)
+            }
+            let store = try await SQLiteStore.open(path: path)
+            try await store.commit([StoreWrite(key: "state", value: [1, 2, 3], expectedVersion: nil)])
+            for suffix in ["", "-wal", "-shm"] where FileManager.default.fileExists(atPath: path + suffix) {
+                #expect(
+                    try mode(path + suffix) == 0o600,
+                    "\(suffix.isEmpty ? "database" : suffix) (preexisting: \(preexisting))")
+            }
+            #expect(FileManager.default.fileExists(atPath: path + "-wal"), "the WAL exists while the store is open")
+            await store.close()
+        }
+    }
+
     @Test func aFileThatIsNotADatabaseIsRefusedClearly() async throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("store-\(UUID().uuidString).sqlite")
             .path

@@ -11,6 +11,12 @@ extension JSONValue {
         return nil
     }
 
+    /// A number that is an integer (its text, as written, parses as `Int`).
+    public var intValue: Int? {
+        if case .number(let text) = self { return Int(text) }
+        return nil
+    }
+
     public var arrayValue: [JSONValue]? {
         if case .array(let value) = self { return value }
         return nil

@@ -19,22 +19,7 @@ func emit(_ value: JSONValue, text: @autoclosure () -> String, json: Bool) {
 }
 
 extension JSONValue {
-    subscript(_ key: String) -> JSONValue? {
-        guard case .object(let members) = self else { return nil }
-        return members.last(where: { $0.key == key })?.value
-    }
-
-    var string: String? {
-        if case .string(let text) = self { return text }
-        return nil
-    }
-
-    var int: Int? {
-        if case .number(let text) = self { return Int(text) }
-        return nil
-    }
-
-    var bytes: [UInt8]? { string.flatMap { Data(base64Encoded: $0) }.map(Array.init) }
+    var bytes: [UInt8]? { stringValue.flatMap { Data(base64Encoded: $0) }.map(Array.init) }
 
     static func base64(_ bytes: [UInt8]) -> JSONValue { .string(Data(bytes).base64EncodedString()) }
 }
@@ -61,7 +46,7 @@ struct StatusCommand: AsyncParsableCommand {
 
     func run() async throws {
         let data = try await connection.connect(address).call(.GET, "/api/v2/status")
-        emit(data, text: "\(data["code"]?.int ?? 0): \(data["message"]?.string ?? "")", json: connection.json)
+        emit(data, text: "\(data["code"]?.intValue ?? 0): \(data["message"]?.stringValue ?? "")", json: connection.json)
     }
 }
 
@@ -83,7 +68,9 @@ struct CheckCommand: AsyncParsableCommand {
         repeat {
             do {
                 let data = try await connection.connect(address, pin: false).call(.GET, "/api/v2/status")
-                emit(data, text: "\(data["code"]?.int ?? 0): \(data["message"]?.string ?? "")", json: connection.json)
+                emit(
+                    data, text: "\(data["code"]?.intValue ?? 0): \(data["message"]?.stringValue ?? "")",
+                    json: connection.json)
                 return
             } catch {
                 lastError = error
@@ -115,7 +102,7 @@ struct CertificateCommand: AsyncParsableCommand {
         async throws
     {
         let data = try await connection.connect(address).call(.GET, "/api/v2/quote")
-        let chain = (try? PEMChain.certificates(in: data["cert"]?.string ?? "")) ?? []
+        let chain = (try? PEMChain.certificates(in: data["cert"]?.stringValue ?? "")) ?? []
         guard chain.count == 2 else { throw CLIError("the Coordinator sent \(chain.count) certificates, expected 2") }
         let selected: [Certificate]
         switch part {
@@ -204,6 +191,6 @@ struct RecoverCommand: AsyncParsableCommand {
                 JSONMember("recoverySecret", .base64(sealed)),
                 JSONMember("recoverySecretSignature", .base64(signature)),
             ]))
-        emit(answer, text: answer["message"]?.string ?? "", json: connection.json)
+        emit(answer, text: answer["message"]?.stringValue ?? "", json: connection.json)
     }
 }

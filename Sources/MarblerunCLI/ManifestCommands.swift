@@ -48,7 +48,9 @@ struct ManifestSetCommand: AsyncParsableCommand {
         }
         let answer = try await connection.connect(address).call(.POST, "/api/v2/manifest", body: body)
         if case .array(let warnings)? = answer["Warnings"] {
-            for warning in warnings { FileHandle.standardError.write(Data("warning: \(warning.string ?? "")\n".utf8)) }
+            for warning in warnings {
+                FileHandle.standardError.write(Data("warning: \(warning.stringValue ?? "")\n".utf8))
+            }
         }
         if let secrets = answer["RecoverySecrets"], secrets != .null {
             let text = secrets.serialized() + [UInt8(ascii: "\n")]
@@ -104,7 +106,7 @@ struct ManifestVerifyCommand: AsyncParsableCommand {
     func run() async throws {
         let expected = ManifestDocument.fingerprint(of: try manifestJSON(file))
         let answer = try await connection.connect(address).call(.GET, "/api/v2/manifest")
-        let actual = answer["manifestFingerprint"]?.string ?? ""
+        let actual = answer["manifestFingerprint"]?.stringValue ?? ""
         guard actual == expected else {
             throw CLIError("the Coordinator enforces another manifest (fingerprint \(actual), \(file) has \(expected))")
         }
@@ -146,7 +148,7 @@ struct ManifestLogCommand: AsyncParsableCommand {
             let client = try await connection.connect(address)
             let answer = try await client.call(.GET, "/api/v2/update")
             guard case .array(let values)? = answer["updateLog"] else { throw CLIError("the update log is malformed") }
-            lines = values.compactMap(\.string)
+            lines = values.compactMap(\.stringValue)
             root = client.root
         }
         if verify || file != nil {
@@ -172,11 +174,11 @@ struct ManifestUpdateCommand: AsyncParsableCommand {
         subcommands: [Apply.self, Acknowledge.self, Cancel.self, Get.self])
 
     static func describe(_ answer: JSONValue) -> String {
-        let missing = answer["missingAcknowledgments"]?.int ?? 0
+        let missing = answer["missingAcknowledgments"]?.intValue ?? 0
         guard missing > 0 else { return "Update applied." }
         let users =
             (answer["missingUsers"].flatMap { value -> [String]? in
-                if case .array(let names) = value { return names.compactMap(\.string) }
+                if case .array(let names) = value { return names.compactMap(\.stringValue) }
                 return nil
             } ?? []).joined(separator: ", ")
         return "Update pending: \(missing) more acknowledgement(s) needed (waiting for: \(users))."
@@ -221,7 +223,7 @@ struct ManifestUpdateCommand: AsyncParsableCommand {
         func run() async throws {
             let answer = try await connection.connect(address, identity: user.identity).call(
                 .POST, "/api/v2/update-cancel")
-            emit(answer, text: answer["message"]?.string ?? "Update cancelled.", json: connection.json)
+            emit(answer, text: answer["message"]?.stringValue ?? "Update cancelled.", json: connection.json)
         }
     }
 
@@ -237,7 +239,7 @@ struct ManifestUpdateCommand: AsyncParsableCommand {
             if connection.json {
                 emit(answer, text: "", json: true)
             } else if missing {
-                print(answer["message"]?.string ?? "")
+                print(answer["message"]?.stringValue ?? "")
             } else {
                 try output(answer["manifest"]?.bytes ?? [], to: nil)
             }

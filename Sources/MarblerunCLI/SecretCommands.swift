@@ -83,7 +83,7 @@ struct SecretCommand: AsyncParsableCommand {
             guard case .object(let members) = secrets else { return "" }
             return members.map { member in
                 let secret = member.value
-                var lines = ["\(member.key): \(secret["Type"]?.string ?? "")"]
+                var lines = ["\(member.key): \(secret["Type"]?.stringValue ?? "")"]
                 if let cert = secret["Cert"]?.bytes, let parsed = try? Certificate(derEncoded: cert),
                     let pem = try? parsed.serializeAsPEM().pemString
                 {

@@ -13,23 +13,32 @@ import Testing
     }
     static let chart = TestData.packageRoot.appendingPathComponent("charts/marblerun")
 
-    struct Rendered: Decodable {
-        struct Object: Decodable {
+    /// What `validate_manifests.py` says of the rendered objects, as Foundation objects.
+    struct Rendered {
+        struct Object {
             var kind: String
             var name: String
             var errors: [String: String]
-            var object: PodMutatorTests.JSONObject
-        }
-        struct Skipped: Decodable {
-            var kind: String
-            var name: String
+            var object: NSDictionary
         }
         var versions: [String]
         var objects: [Object]
-        var skipped: [Skipped]
+        /// The kinds of the custom resources left unchecked.
+        var skipped: [String]
+
+        init(_ data: Data) throws {
+            let top = try #require(try JSONSerialization.jsonObject(with: data) as? NSDictionary)
+            versions = top["versions"] as? [String] ?? []
+            objects = (top["objects"] as? [NSDictionary] ?? []).map {
+                Object(
+                    kind: $0["kind"] as? String ?? "", name: $0["name"] as? String ?? "",
+                    errors: $0["errors"] as? [String: String] ?? [:], object: $0["object"] as? NSDictionary ?? [:])
+            }
+            skipped = (top["skipped"] as? [NSDictionary] ?? []).compactMap { $0["kind"] as? String }
+        }
 
         func object(_ kind: String, _ name: String) -> NSDictionary? {
-            objects.first { $0.kind == kind && $0.name == name }?.object.value as? NSDictionary
+            objects.first { $0.kind == kind && $0.name == name }?.object
         }
         func has(_ kind: String, _ name: String) -> Bool { object(kind, name) != nil }
     }
@@ -55,7 +64,7 @@ import Testing
         let script = TestData.packageRoot.appendingPathComponent("Tests/Support/validate_manifests.py")
         let run = try await ProcessRunner.run(TestData.python, [script.path, file.path])
         try #require(run.status == 0, "\(run.stderr)")
-        let rendered = try JSONDecoder().decode(Rendered.self, from: run.stdoutData)
+        let rendered = try Rendered(run.stdoutData)
         #expect(rendered.versions.count == 2 && rendered.versions.first == "1.30.0")
         for object in rendered.objects {
             #expect(object.errors.isEmpty, "\(values ?? "default"): \(object.kind) \(object.name): \(object.errors)")
@@ -160,7 +169,7 @@ import Testing
             rendered.has("PodDisruptionBudget", "marblerun-coordinator")
                 && rendered.has("Service", "coordinator-metrics"))
         #expect(
-            Set(rendered.skipped.map(\.kind)) == ["Issuer", "Certificate", "ServiceMonitor"],
+            Set(rendered.skipped) == ["Issuer", "Certificate", "ServiceMonitor"],
             "custom resources have no schema in kubernetes-validate: \(rendered.skipped)")
         let injector = Self.container(rendered.object("Deployment", "marble-injector"))
         let injectorArgs = injector?["args"] as? [String] ?? []

@@ -199,7 +199,7 @@ let package = Package(
         .executableTarget(
             name: "marble-injector",
             dependencies: [
-                "MarbleInjector",
+                "MarbleInjector", "JSONText",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),

@@ -23,21 +23,40 @@ public enum ProcessRunner {
 
     /// Runs the program and waits on the calling thread: for top-level code only.
     ///
-    /// Reads standard output to its end, then standard error: the programs run here write
-    /// little to standard error, so it cannot fill its pipe while output is read.
+    /// Output goes to unlinked temporary files, not pipes: a program that leaves a daemon behind
+    /// (`podman run -d`, `podman kube play` leave conmon) hands it its output descriptors, and a
+    /// pipe would then never reach its end; a file is read once the program itself has exited.
     public static func runBlocking(_ executable: URL, _ arguments: [String]) throws -> Result {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
-        let out = Pipe()
-        let err = Pipe()
+        let out = try temporaryFile()
+        let err = try temporaryFile()
+        defer {
+            try? out.close()
+            try? err.close()
+        }
+        process.standardInput = FileHandle.nullDevice
         process.standardOutput = out
         process.standardError = err
         try process.run()
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        let errData = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
+        try out.seek(toOffset: 0)
+        try err.seek(toOffset: 0)
+        let outData = try out.readToEnd() ?? Data()
+        let errData = try err.readToEnd() ?? Data()
         return Result(
             status: process.terminationStatus, stdoutData: outData, stderr: String(decoding: errData, as: UTF8.self))
+    }
+
+    /// A file open for reading and writing whose name is already gone.
+    private static func temporaryFile() throws -> FileHandle {
+        var template = Array((FileManager.default.temporaryDirectory.path + "/process-output-XXXXXX").utf8CString)
+        let descriptor = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard descriptor >= 0 else {
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: "mkstemp: errno \(errno)"])
+        }
+        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+        return FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
     }
 }

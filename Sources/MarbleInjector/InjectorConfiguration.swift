@@ -1,21 +1,36 @@
 /// What the marble-injector adds to a marble's pod.
 public struct InjectorConfiguration: Sendable, Hashable {
-    /// How marbles find and trust the Coordinator beyond its address: a ConfigMap the chart
-    /// creates, holding an era config (the marble then checks the Coordinator's quote on its
-    /// client API) or a pinned root certificate (a file ending in `.pem`).
+    /// How marbles trust the Coordinator beyond its address: its era config (the marble then
+    /// checks the Coordinator's quote on its client API) or a pinned root certificate (PEM).
+    ///
+    /// The document travels in the pod itself, as an annotation projected into a file by a
+    /// downward-API volume: a ConfigMap volume could only name a ConfigMap in the pod's own
+    /// namespace, and marbles run in their users' namespaces, not the Coordinator's.
     public struct Trust: Sendable, Hashable {
-        public var configMap: String
-        public var key: String
+        public enum Kind: Sendable, Hashable {
+            case eraConfig
+            case rootCertificate
+        }
+
+        public var kind: Kind
+        /// The era config (JSON) or the root certificate (PEM).
+        public var document: String
         /// The Coordinator's client API, for a marble that checks its quote (era config).
         public var clientAddress: String
 
-        public init(configMap: String, key: String, clientAddress: String) {
-            self.configMap = configMap
-            self.key = key
+        public init(kind: Kind, document: String, clientAddress: String) {
+            self.kind = kind
+            self.document = document
             self.clientAddress = clientAddress
         }
 
-        public var isPinnedRoot: Bool { key.hasSuffix(".pem") }
+        /// The pod annotation that carries the document.
+        public var annotation: String {
+            kind == .eraConfig ? "marblerun/coordinator-era-config" : "marblerun/coordinator-root-ca"
+        }
+
+        /// The file the marble reads it from, in the trust volume.
+        public var fileName: String { kind == .eraConfig ? "era.json" : "root.pem" }
     }
 
     /// The Coordinator's mesh API, e.g. `coordinator-mesh-api.marblerun:2001`.
@@ -26,15 +41,19 @@ public struct InjectorConfiguration: Sendable, Hashable {
     /// `provision`), `kubernetes.azure.com/sgx_epc_mem_in_MiB`, `alibabacloud.com/sgx_epc_MiB`, or another.
     public var resourceKey: String
     public var trust: Trust?
+    /// In simulation: the node's directory holding the simulated platform the Coordinator made
+    /// (a hostPath, mounted read-only into marbles). Marbles then get no SGX resources.
+    public var simulationPlatform: String?
 
     public init(
         coordinatorAddress: String, clusterDomain: String = "cluster.local",
-        resourceKey: String = InjectorConfiguration.intelEPC, trust: Trust? = nil
+        resourceKey: String = InjectorConfiguration.intelEPC, trust: Trust? = nil, simulationPlatform: String? = nil
     ) {
         self.coordinatorAddress = coordinatorAddress
         self.clusterDomain = clusterDomain
         self.resourceKey = resourceKey
         self.trust = trust
+        self.simulationPlatform = simulationPlatform
     }
 
     public static let intelEPC = "sgx.intel.com/epc"

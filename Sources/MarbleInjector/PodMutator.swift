@@ -3,7 +3,8 @@ import JSONText
 /// What MarbleRun's marble-injector does to a pod, as JSON Patch additions: the marble's
 /// environment (Coordinator address, marble type, DNS names, a UUID file from the pod's UID),
 /// SGX resource limits and a toleration for the device plugin's resource key, and, beyond
-/// MarbleRun, the Coordinator's trust from a ConfigMap. Nothing the pod already sets is changed.
+/// MarbleRun, the Coordinator's trust (an annotation projected into a file) and, in simulation,
+/// the node's simulated platform. Nothing the pod already sets is changed.
 public struct PodMutator: Sendable {
     public static let marbleTypeLabel = "marblerun/marbletype"
     public static let marbleContainerLabel = "marblerun/marblecontainer"
@@ -11,6 +12,8 @@ public struct PodMutator: Sendable {
     static let uuidVolume = "marblerun-uuid"
     static let trustVolume = "marblerun-trust"
     static let trustDirectory = "/marblerun-trust"
+    static let simulationVolume = "marblerun-simulation"
+    static let simulationDirectory = "/marblerun-simulation"
 
     public enum Decision: Sendable, Hashable {
         /// Admit the pod with these additions (none: unchanged).
@@ -43,12 +46,15 @@ public struct PodMutator: Sendable {
         if let only, targets.isEmpty {
             return .denied("the pod's \(Self.marbleContainerLabel) label names \(only), but no container has that name")
         }
-        let injectResources = labels?[Self.resourceInjectionLabel]?.stringValue != "disabled"
+        // A simulated cluster has no SGX device plugin: its resources would leave marbles unscheduled.
+        let injectResources =
+            labels?[Self.resourceInjectionLabel]?.stringValue != "disabled" && configuration.simulationPlatform == nil
         let namespace = namespace.isEmpty ? "default" : namespace
 
         var patch: [PatchOperation] = []
         var needsUUIDVolume = false
         var needsTrustVolume = false
+        var needsSimulationVolume = false
         for index in targets {
             let container = containers[index]
             let path = ["spec", "containers", String(index)]
@@ -73,14 +79,19 @@ public struct PodMutator: Sendable {
                 names.isDisjoint(with: ["EDG_MARBLE_COORDINATOR_ROOT_CA", "EDG_MARBLE_COORDINATOR_ERA_CONFIG"])
             {
                 needsTrustVolume = true
-                let file = "\(Self.trustDirectory)/\(trust.key)"
-                if trust.isPinnedRoot {
+                let file = "\(Self.trustDirectory)/\(trust.fileName)"
+                if trust.kind == .rootCertificate {
                     additions.append(("EDG_MARBLE_COORDINATOR_ROOT_CA", file))
                 } else {
                     additions.append(("EDG_MARBLE_COORDINATOR_ERA_CONFIG", file))
                     additions.append(("EDG_MARBLE_COORDINATOR_CLIENT_ADDR", trust.clientAddress))
                 }
                 mounts.append(Self.mount(Self.trustVolume, at: Self.trustDirectory))
+            }
+            if configuration.simulationPlatform != nil, !names.contains("EDG_MARBLE_SIMULATION") {
+                needsSimulationVolume = true
+                additions.append(("EDG_MARBLE_SIMULATION", Self.simulationDirectory))
+                mounts.append(Self.mount(Self.simulationVolume, at: Self.simulationDirectory))
             }
             let newEnv = additions.filter { !names.contains($0.0) }.map { name, value in
                 JSONValue.object([JSONMember("name", .string(name)), JSONMember("value", .string(value))])
@@ -117,17 +128,31 @@ public struct PodMutator: Sendable {
                 .object([
                     JSONMember("name", .string(Self.trustVolume)),
                     JSONMember(
-                        "configMap",
+                        "downwardAPI",
                         .object([
-                            JSONMember("name", .string(trust.configMap)),
                             JSONMember(
                                 "items",
                                 .array([
                                     .object([
-                                        JSONMember("key", .string(trust.key)), JSONMember("path", .string(trust.key)),
+                                        JSONMember("path", .string(trust.fileName)),
+                                        JSONMember(
+                                            "fieldRef",
+                                            .object([
+                                                JSONMember(
+                                                    "fieldPath", .string("metadata.annotations['\(trust.annotation)']"))
+                                            ])),
                                     ])
-                                ])),
+                                ]))
                         ])),
+                ]))
+        }
+        if needsSimulationVolume, let platform = configuration.simulationPlatform {
+            volumes.append(
+                .object([
+                    JSONMember("name", .string(Self.simulationVolume)),
+                    JSONMember(
+                        "hostPath",
+                        .object([JSONMember("path", .string(platform)), JSONMember("type", .string("Directory"))])),
                 ]))
         }
         let existingVolumes = pod["spec"]?["volumes"]?.arrayValue ?? []
@@ -138,6 +163,19 @@ public struct PodMutator: Sendable {
             }
         }
         patch += Self.append(volumes, to: ["spec", "volumes"], exists: pod["spec"]?["volumes"]?.arrayValue != nil)
+        if needsTrustVolume, let trust = configuration.trust {
+            // An annotation the pod brings is its own choice of trust, like its own variables.
+            let annotations = pod["metadata"]?["annotations"]?.objectValue
+            if annotations == nil {
+                patch.append(
+                    PatchOperation(
+                        add: ["metadata", "annotations"],
+                        .object([JSONMember(trust.annotation, .string(trust.document))])))
+            } else if pod["metadata"]?["annotations"]?[trust.annotation] == nil {
+                patch.append(
+                    PatchOperation(add: ["metadata", "annotations", trust.annotation], .string(trust.document)))
+            }
+        }
 
         if injectResources {
             let tolerations = pod["spec"]?["tolerations"]?.arrayValue ?? []

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Hummingbird
+import JSONText
 import Logging
 import MarbleInjector
 
@@ -15,13 +16,16 @@ struct MarbleInjectorCommand: AsyncParsableCommand {
             launcher needs and the pod does not set: EDG_MARBLE_COORDINATOR_ADDR, EDG_MARBLE_TYPE, \
             EDG_MARBLE_DNS_NAMES, EDG_MARBLE_UUID_FILE (the pod's UID, from a downward-API volume), SGX \
             resource limits and a toleration for --resource-key (not with the label \
-            marblerun/resource-injection=disabled), and with --trust-config-map the Coordinator's era \
-            config or root certificate, so that marbles verify the Coordinator. The label \
+            marblerun/resource-injection=disabled, nor in simulation), and with --trust-file the \
+            Coordinator's era config or root certificate (as a pod annotation that a downward-API \
+            volume turns into a file, so that it reaches marbles in every namespace), so that marbles \
+            verify the Coordinator. With --simulation-platform marbles get the node's simulated \
+            platform (a read-only hostPath) and EDG_MARBLE_SIMULATION. The label \
             marblerun/marblecontainer limits this to one container. A pod with an empty \
             marblerun/marbletype is refused. GET /healthz answers "ok".
 
             Example: marble-injector --tls-cert /certs/tls.crt --tls-key /certs/tls.key \
-            --coordinator-address coordinator-mesh-api.marblerun:2001 --trust-config-map marblerun-coordinator-trust
+            --coordinator-address coordinator-mesh-api.marblerun:2001 --trust-file /etc/marblerun/trust/era.json
             """)
 
     @Option(help: "Address to listen on.")
@@ -41,12 +45,15 @@ struct MarbleInjectorCommand: AsyncParsableCommand {
             "The SGX device plugin's resource: sgx.intel.com/epc, kubernetes.azure.com/sgx_epc_mem_in_MiB, alibabacloud.com/sgx_epc_MiB, or your plugin's."
     )
     var resourceKey = InjectorConfiguration.intelEPC
-    @Option(help: "A ConfigMap holding the Coordinator's era config or root certificate, mounted into marbles.")
-    var trustConfigMap: String?
-    @Option(help: "The ConfigMap's key: an era config (JSON), or a root certificate when it ends in .pem.")
-    var trustKey = "era.json"
+    @Option(
+        help:
+            "The Coordinator's era config (JSON), or its root certificate when the name ends in .pem, for marbles to verify it by."
+    )
+    var trustFile: String?
     @Option(help: "The Coordinator's client API, where a marble with an era config fetches its quote.")
     var coordinatorClientAddress = "coordinator-client-api.marblerun:4433"
+    @Option(help: "Simulation only: the nodes' directory holding the simulated platform, mounted into marbles.")
+    var simulationPlatform: String?
 
     func validate() throws {
         guard (1...65_535).contains(port) else { throw ValidationError("--port must be 1–65535, got \(port)") }
@@ -56,19 +63,42 @@ struct MarbleInjectorCommand: AsyncParsableCommand {
         guard !coordinatorAddress.isEmpty, !resourceKey.isEmpty else {
             throw ValidationError("--coordinator-address and --resource-key must not be empty")
         }
+        if let simulationPlatform, !simulationPlatform.hasPrefix("/") {
+            throw ValidationError(
+                "--simulation-platform must be an absolute path on the nodes, got \(simulationPlatform)")
+        }
+        _ = try trust()
+    }
+
+    /// The trust document, checked: an era config must be a JSON object, a root a PEM certificate.
+    func trust() throws -> InjectorConfiguration.Trust? {
+        guard let trustFile else { return nil }
+        guard let data = FileManager.default.contents(atPath: trustFile), data.count <= 64 * 1024 else {
+            throw ValidationError(
+                "cannot read \(trustFile) (at most 64 KiB): give the Coordinator's era config or root")
+        }
+        let document = String(decoding: data, as: UTF8.self)
+        if trustFile.hasSuffix(".pem") {
+            guard document.contains("-----BEGIN CERTIFICATE-----") else {
+                throw ValidationError("\(trustFile) holds no PEM certificate: give the Coordinator's root certificate")
+            }
+            return .init(kind: .rootCertificate, document: document, clientAddress: coordinatorClientAddress)
+        }
+        guard (try? JSONParser().parse(Array(data)))?.objectValue != nil else {
+            throw ValidationError("\(trustFile) is not a JSON object: give the Coordinator's era config")
+        }
+        return .init(kind: .eraConfig, document: document, clientAddress: coordinatorClientAddress)
     }
 
     func run() async throws {
         var logger = Logger(label: "marble-injector")
         logger.logLevel = .info
-        let trust = trustConfigMap.map {
-            InjectorConfiguration.Trust(configMap: $0, key: trustKey, clientAddress: coordinatorClientAddress)
-        }
+        let trust = try trust()
         let server = InjectorServer(
             mutator: PodMutator(
                 configuration: InjectorConfiguration(
                     coordinatorAddress: coordinatorAddress, clusterDomain: clusterDomain, resourceKey: resourceKey,
-                    trust: trust)),
+                    trust: trust, simulationPlatform: simulationPlatform)),
             logger: logger)
         let application = try server.application(host: host, port: port, certificateFile: tlsCert, keyFile: tlsKey)
         try await application.runService()

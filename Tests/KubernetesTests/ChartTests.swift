@@ -126,14 +126,25 @@ import Testing
         let rendered = try await Self.render("ci/simulation-values.yaml")
         let container = Self.container(rendered.object("Deployment", "marblerun-coordinator"))
         #expect(container?.at("resources", "limits") == nil, "no SGX resources in simulation")
-        #expect(
-            Self.env(container)["EDG_COORDINATOR_SIMULATION"]?["value"] as? String == "/coordinator/data/simulation")
+        #expect(Self.env(container)["EDG_COORDINATOR_SIMULATION"]?["value"] as? String == "/simulation")
+        // The simulated platform is the node's, for the marbles there too.
+        let volumes = rendered.object("Deployment", "marblerun-coordinator")?.at("spec", "template", "spec", "volumes")
+        let platform = (volumes as? [NSDictionary])?.first { $0["name"] as? String == "simulation-platform" }
+        #expect(platform?.at("hostPath", "path") as? String == "/var/lib/marblerun/simulation")
         #expect(!rendered.has("ConfigMap", "coordinator-dcap-config"))
         #expect(rendered.has("ConfigMap", "marblerun-coordinator-trust"))
         let injector = Self.container(rendered.object("Deployment", "marble-injector"))
         let args = injector?["args"] as? [String] ?? []
         #expect(args.contains("--coordinator-address=coordinator-mesh-api.marblerun:2001"))
-        #expect(args.contains("--trust-config-map=marblerun-coordinator-trust"))
+        #expect(args.contains("--trust-file=/etc/marblerun/trust/era.json"))
+        #expect(args.contains("--simulation-platform=/var/lib/marblerun/simulation"))
+        let injectorVolumes = rendered.object("Deployment", "marble-injector")?.at(
+            "spec", "template", "spec", "volumes")
+        #expect(
+            (injectorVolumes as? [NSDictionary])?.contains {
+                $0.at("configMap", "name") as? String == "marblerun-coordinator-trust"
+            }
+                == true, "the injector reads the era config from the ConfigMap in its own namespace")
         #expect(args.contains("--coordinator-client-address=coordinator-client-api.marblerun:4433"))
         let webhook = rendered.object("MutatingWebhookConfiguration", "marble-injector-marblerun")
         let hook = (webhook?["webhooks"] as? [NSDictionary])?.first
@@ -200,6 +211,7 @@ import Testing
             (["marbleInjector.failurePolicy=Sometimes"], "marbleInjector.failurePolicy"),
             (["coordinator.store.backend=etcd"], "coordinator.store.backend"),
             (["coordinator.unknownKey=1"], "unknownKey"),
+            (["coordinator.simulationHostPath=relative/dir"], "coordinator.simulationHostPath"),
             (["coordinator.replicas=3"], "needs coordinator.store.backend=postgres"),
             (["coordinator.store.backend=postgres"], "needs coordinator.store.urlSecret.name"),
             (

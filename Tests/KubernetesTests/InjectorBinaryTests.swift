@@ -62,12 +62,22 @@ import X509
         defer { try? FileManager.default.removeItem(at: directory) }
         let (ca, cert, key) = try Self.certificates(in: directory)
         let port = 31_400
+        let era = directory.appendingPathComponent("era.json")
+        try Data(#"{"coordinator": {"UniqueID": "ab12"}}"#.utf8).write(to: era)
+        // A trust file that is no era config (nor a root certificate) stops the injector before it serves.
+        let notJSON = directory.appendingPathComponent("broken.json")
+        try Data("coordinator: yes".utf8).write(to: notJSON)
+        for (file, reason) in [(notJSON.path, "not a JSON object"), (era.path + ".pem", "cannot read")] {
+            let refused = try await ProcessRunner.run(
+                Self.binary, ["--tls-cert", cert, "--tls-key", key, "--trust-file", file, "--port", "\(port)"])
+            #expect(refused.status != 0 && refused.stderr.contains(reason), "\(file): \(refused.stderr)")
+        }
         let process = Process()
         process.executableURL = Self.binary
         process.arguments = [
             "--host", "127.0.0.1", "--port", "\(port)", "--tls-cert", cert, "--tls-key", key,
-            "--coordinator-address", "coordinator-mesh-api.marblerun:2001", "--trust-config-map",
-            "marblerun-coordinator-trust",
+            "--coordinator-address", "coordinator-mesh-api.marblerun:2001", "--trust-file",
+            era.path,
         ]
         let log = directory.appendingPathComponent("injector.log")
         try Data().write(to: log)
@@ -115,6 +125,9 @@ import X509
             })
         #expect(
             patchText.contains("/spec/containers/0/env/-") && patchText.contains("EDG_MARBLE_COORDINATOR_ERA_CONFIG"))
+        #expect(
+            patchText.contains(#""marblerun/coordinator-era-config":"{\"coordinator\": {\"UniqueID\": \"ab12\"}}""#),
+            "\(patchText)")
 
         // An empty marble type: answered (200) with allowed false and the reason.
         try Data(review(pod.replacingOccurrences(of: "voting-svc", with: "")).utf8).write(to: body)

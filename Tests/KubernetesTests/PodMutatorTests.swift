@@ -30,8 +30,21 @@ import Testing
         #"{"name": "marblerun-uuid", "mountPath": "/\#(type)-uid", "readOnly": true}"#
     }
 
-    static func pod(labels: String, spec: String) -> String {
-        #"{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "voting-7d9", "namespace": "emojivoto", "labels": {\#(labels)}}, "spec": {\#(spec)}}"#
+    static func pod(labels: String, annotations: String? = nil, spec: String) -> String {
+        let annotations = annotations.map { #", "annotations": {\#($0)}"# } ?? ""
+        return
+            #"{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "voting-7d9", "namespace": "emojivoto", "labels": {\#(labels)}\#(annotations)}, "spec": {\#(spec)}}"#
+    }
+
+    static let eraConfig = #"{"coordinator": {"UniqueID": "ab12"}}"#
+    static let root = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    /// A JSON string literal of `text`.
+    static func quoted(_ text: String) -> String {
+        String(decoding: JSONValue.string(text).serialized(), as: UTF8.self)
+    }
+
+    static func trustVolume(_ file: String, _ annotation: String) -> String {
+        #"{"name": "marblerun-trust", "downwardAPI": {"items": [{"path": "\#(file)", "fieldRef": {"fieldPath": "metadata.annotations['\#(annotation)']"}}]}}"#
     }
 
     struct Case {
@@ -122,33 +135,59 @@ import Testing
                 resourceKey: "kubernetes.azure.com/sgx_epc_mem_in_MiB"),
             namespace: ""),
         Case(
-            name: "beyond MarbleRun: the Coordinator's era config from a ConfigMap, and its client API",
+            name:
+                "beyond MarbleRun: the Coordinator's era config as an annotation projected into a file (ConfigMaps do not cross namespaces), and its client API",
             pod: pod(labels: marble, spec: #""containers": [{"name": "voting", "image": "voting:1"}]"#),
             expected: pod(
-                labels: marble,
+                labels: marble, annotations: #""marblerun/coordinator-era-config": \#(quoted(eraConfig))"#,
                 spec:
-                    #""containers": [{"name": "voting", "image": "voting:1", "env": [\#(marbleEnv()), {"name": "EDG_MARBLE_COORDINATOR_ERA_CONFIG", "value": "/marblerun-trust/era.json"}, {"name": "EDG_MARBLE_COORDINATOR_CLIENT_ADDR", "value": "coordinator-client-api.marblerun:4433"}], "volumeMounts": [\#(uuidMount()), {"name": "marblerun-trust", "mountPath": "/marblerun-trust", "readOnly": true}], "resources": {"limits": {\#(intelLimits)}}}], "volumes": [\#(uuidVolume), {"name": "marblerun-trust", "configMap": {"name": "marblerun-coordinator-trust", "items": [{"key": "era.json", "path": "era.json"}]}}], "tolerations": [\#(intelToleration)]"#
+                    #""containers": [{"name": "voting", "image": "voting:1", "env": [\#(marbleEnv()), {"name": "EDG_MARBLE_COORDINATOR_ERA_CONFIG", "value": "/marblerun-trust/era.json"}, {"name": "EDG_MARBLE_COORDINATOR_CLIENT_ADDR", "value": "coordinator-client-api.marblerun:4433"}], "volumeMounts": [\#(uuidMount()), {"name": "marblerun-trust", "mountPath": "/marblerun-trust", "readOnly": true}], "resources": {"limits": {\#(intelLimits)}}}], "volumes": [\#(uuidVolume), \#(trustVolume("era.json", "marblerun/coordinator-era-config"))], "tolerations": [\#(intelToleration)]"#
             ),
             configuration: InjectorConfiguration(
                 coordinatorAddress: "coordinator-mesh-api.marblerun:2001",
                 trust: .init(
-                    configMap: "marblerun-coordinator-trust", key: "era.json",
-                    clientAddress: "coordinator-client-api.marblerun:4433"))),
+                    kind: .eraConfig, document: eraConfig, clientAddress: "coordinator-client-api.marblerun:4433"))),
         Case(
-            name: "a pinned root from the ConfigMap; a container with its own trust keeps it",
+            name:
+                "a pinned root beside the pod's own annotations; a container with its own trust keeps it; an annotation the pod sets is its own",
             pod: pod(
-                labels: marble,
+                labels: marble, annotations: #""team": "votes""#,
                 spec:
                     #""containers": [{"name": "a", "image": "a:1"}, {"name": "b", "image": "b:1", "env": [{"name": "EDG_MARBLE_COORDINATOR_ROOT_CA", "value": "/own/root.pem"}]}]"#
             ),
             expected: pod(
-                labels: marble,
+                labels: marble, annotations: #""team": "votes", "marblerun/coordinator-root-ca": \#(quoted(root))"#,
                 spec:
-                    #""containers": [{"name": "a", "image": "a:1", "env": [\#(marbleEnv()), {"name": "EDG_MARBLE_COORDINATOR_ROOT_CA", "value": "/marblerun-trust/root.pem"}], "volumeMounts": [\#(uuidMount()), {"name": "marblerun-trust", "mountPath": "/marblerun-trust", "readOnly": true}], "resources": {"limits": {\#(intelLimits)}}}, {"name": "b", "image": "b:1", "env": [{"name": "EDG_MARBLE_COORDINATOR_ROOT_CA", "value": "/own/root.pem"}, \#(marbleEnv())], "volumeMounts": [\#(uuidMount())], "resources": {"limits": {\#(intelLimits)}}}], "volumes": [\#(uuidVolume), {"name": "marblerun-trust", "configMap": {"name": "marblerun-coordinator-trust", "items": [{"key": "root.pem", "path": "root.pem"}]}}], "tolerations": [\#(intelToleration)]"#
+                    #""containers": [{"name": "a", "image": "a:1", "env": [\#(marbleEnv()), {"name": "EDG_MARBLE_COORDINATOR_ROOT_CA", "value": "/marblerun-trust/root.pem"}], "volumeMounts": [\#(uuidMount()), {"name": "marblerun-trust", "mountPath": "/marblerun-trust", "readOnly": true}], "resources": {"limits": {\#(intelLimits)}}}, {"name": "b", "image": "b:1", "env": [{"name": "EDG_MARBLE_COORDINATOR_ROOT_CA", "value": "/own/root.pem"}, \#(marbleEnv())], "volumeMounts": [\#(uuidMount())], "resources": {"limits": {\#(intelLimits)}}}], "volumes": [\#(uuidVolume), \#(trustVolume("root.pem", "marblerun/coordinator-root-ca"))], "tolerations": [\#(intelToleration)]"#
             ),
             configuration: InjectorConfiguration(
                 coordinatorAddress: "coordinator-mesh-api.marblerun:2001",
-                trust: .init(configMap: "marblerun-coordinator-trust", key: "root.pem", clientAddress: "unused:4433"))),
+                trust: .init(kind: .rootCertificate, document: root, clientAddress: "unused:4433"))),
+        Case(
+            name: "an era config annotation the pod already carries is kept",
+            pod: pod(
+                labels: marble, annotations: #""marblerun/coordinator-era-config": "{}""#,
+                spec: #""containers": [{"name": "voting", "image": "voting:1"}]"#),
+            expected: pod(
+                labels: marble, annotations: #""marblerun/coordinator-era-config": "{}""#,
+                spec:
+                    #""containers": [{"name": "voting", "image": "voting:1", "env": [\#(marbleEnv()), {"name": "EDG_MARBLE_COORDINATOR_ERA_CONFIG", "value": "/marblerun-trust/era.json"}, {"name": "EDG_MARBLE_COORDINATOR_CLIENT_ADDR", "value": "c:4433"}], "volumeMounts": [\#(uuidMount()), {"name": "marblerun-trust", "mountPath": "/marblerun-trust", "readOnly": true}], "resources": {"limits": {\#(intelLimits)}}}], "volumes": [\#(uuidVolume), \#(trustVolume("era.json", "marblerun/coordinator-era-config"))], "tolerations": [\#(intelToleration)]"#
+            ),
+            configuration: InjectorConfiguration(
+                coordinatorAddress: "coordinator-mesh-api.marblerun:2001",
+                trust: .init(kind: .eraConfig, document: eraConfig, clientAddress: "c:4433"))),
+        Case(
+            name:
+                "simulation: the node's simulated platform read-only and EDG_MARBLE_SIMULATION, no SGX resources or toleration",
+            pod: pod(labels: marble, spec: #""containers": [{"name": "voting", "image": "voting:1"}]"#),
+            expected: pod(
+                labels: marble,
+                spec:
+                    #""containers": [{"name": "voting", "image": "voting:1", "env": [\#(marbleEnv()), {"name": "EDG_MARBLE_SIMULATION", "value": "/marblerun-simulation"}], "volumeMounts": [\#(uuidMount()), {"name": "marblerun-simulation", "mountPath": "/marblerun-simulation", "readOnly": true}]}], "volumes": [\#(uuidVolume), {"name": "marblerun-simulation", "hostPath": {"path": "/var/lib/marblerun/simulation", "type": "Directory"}}]"#
+            ),
+            configuration: InjectorConfiguration(
+                coordinatorAddress: "coordinator-mesh-api.marblerun:2001",
+                simulationPlatform: "/var/lib/marblerun/simulation")),
         Case(
             name: "an empty marblerun/marbletype is refused",
             pod: pod(

@@ -34,7 +34,8 @@ public enum Marble {
         coordinatorEvidence: CoordinatorEvidence? = nil
     ) async throws(MarbleError) -> MarbleParameters {
         let root = try await trustedRoot(configuration, evidence: coordinatorEvidence)
-        let uuid = try storedUUID(configuration.uuidFile) ?? UUID()
+        let stored = try storedUUID(configuration.uuidFile)
+        let uuid = stored ?? UUID()
         let identity = try Identity(dnsNames: configuration.dnsNames)
         let quote: [UInt8]
         do {
@@ -48,7 +49,8 @@ public enum Marble {
         request.marbleType = configuration.marbleType
         request.uuid = uuid.uuidString
         let response = try await send(request, identity: identity, root: root, configuration: configuration)
-        try storeUUID(uuid, in: configuration.uuidFile)
+        // A UUID the marble was given (Kubernetes: the pod's UID, read-only) stays as it is.
+        if stored == nil { try storeUUID(uuid, in: configuration.uuidFile) }
         let parameters = response.parameters
         return MarbleParameters(
             uuid: uuid, files: parameters.files.mapValues(Array.init), env: parameters.env.mapValues(Array.init),

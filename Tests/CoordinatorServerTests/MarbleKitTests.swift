@@ -1,6 +1,6 @@
 import Attestation
-import Foundation
 import CoordinatorTesting
+import Foundation
 import MarbleKit
 import Synchronization
 import Testing
@@ -10,6 +10,37 @@ import X509
 /// UUID kept across restarts, a wrong root refused, an unreachable Coordinator retried, a refusal
 /// reported at once.
 @Suite struct MarbleKitTests {
+    /// On Kubernetes the UUID file is the pod's UID in a read-only downward-API volume: the
+    /// marble uses it and leaves it as it is (the tests run as root, who may write anyway, so the
+    /// file's bytes and mode show whether it was rewritten).
+    @Test func aUUIDFileGivenByThePlatformIsReadNeverWritten() async throws {
+        let coordinator = try CoordinatorProcess()
+        try await coordinator.start(extraArguments: ["--dns-names", "localhost,127.0.0.1"])
+        let platform = try SimulatedPlatform.load(from: coordinator.simulationDirectory)
+        let enclave = ActivationManifest.enclave(on: platform)
+        let manifest = ActivationManifest.bytes(signerID: enclave.signerID, maxActivations: 3)
+        let set = try await coordinator.request(
+            "POST", "/api/v2/manifest", body: #"{"manifest":"\#(Data(manifest).base64EncodedString())"}"#)
+        try #require(set.status == 200)
+        let root = try await RecoveryAPITests.root(coordinator).serializeAsPEM().pemString
+        let directory = coordinator.directory.appendingPathComponent("downward-api")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let uuidFile = directory.appendingPathComponent("uuid-file")
+        let podUID = Data("7C9E6679-7425-40DE-944B-E07FC1F90AE7\n".utf8)
+        try podUID.write(to: uuidFile)
+        try FileManager.default.setAttributes([.posixPermissions: 0o444], ofItemAtPath: uuidFile.path)
+        let configuration = MarbleConfiguration(
+            marbleType: "backend", coordinatorAddress: "localhost:\(coordinator.meshPort)", uuidFile: uuidFile,
+            dnsNames: ["backend.local"], coordinatorRoot: root)
+        let activated = try await Marble.activate(
+            configuration, quoteIssuer: SimulatedQuoteIssuer(platform: platform, enclave: enclave))
+        #expect(activated.uuid == UUID(uuidString: "7c9e6679-7425-40de-944b-e07fc1f90ae7"))
+        #expect(try Data(contentsOf: uuidFile) == podUID, "the pod's UUID file was rewritten")
+        let permissions =
+            try FileManager.default.attributesOfItem(atPath: uuidFile.path)[.posixPermissions] as? NSNumber
+        #expect(permissions?.intValue == 0o444)
+    }
+
     @Test func aMarbleActivatesKeepsItsUUIDAndTrustsOnlyItsCoordinator() async throws {
         let coordinator = try CoordinatorProcess()
         try await coordinator.start(extraArguments: ["--dns-names", "localhost,127.0.0.1"])
@@ -51,6 +82,7 @@ import X509
         #expect(viaIP.uuid == first.uuid)
 
         // MaxActivations is 3 and every activation counted: neither a new marble nor the old UUID gets a fourth.
+        // (uuidFileGivenByThePlatformIsReadNeverWritten covers a UUID file the marble may not write.)
         var fresh = configuration
         fresh.uuidFile = coordinator.directory.appendingPathComponent("other/uuid")
         await #expect {

@@ -58,16 +58,21 @@ import Testing
         #expect(lint.status == 0, "helm lint --strict \(values ?? "default"): \(lint.stdout) \(lint.stderr)")
         let template = try await helm(["template", "mr", chart.path, "--namespace", "marblerun"] + valueArguments)
         try #require(template.status == 0, "helm template \(values ?? "default"): \(template.stderr)")
+        return try await validated(template.stdoutData, values ?? "default")
+    }
+
+    /// Rendered YAML checked by kubernetes-validate (strict, 1.30 and the newest); every object must pass.
+    static func validated(_ yaml: Data, _ label: String) async throws -> Rendered {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("chart-\(UUID().uuidString).yaml")
         defer { try? FileManager.default.removeItem(at: file) }
-        try template.stdoutData.write(to: file)
+        try yaml.write(to: file)
         let script = TestData.packageRoot.appendingPathComponent("Tests/Support/validate_manifests.py")
         let run = try await ProcessRunner.run(TestData.python, [script.path, file.path])
         try #require(run.status == 0, "\(run.stderr)")
         let rendered = try Rendered(run.stdoutData)
         #expect(rendered.versions.count == 2 && rendered.versions.first == "1.30.0")
         for object in rendered.objects {
-            #expect(object.errors.isEmpty, "\(values ?? "default"): \(object.kind) \(object.name): \(object.errors)")
+            #expect(object.errors.isEmpty, "\(label): \(object.kind) \(object.name): \(object.errors)")
         }
         return rendered
     }
@@ -228,6 +233,31 @@ import Testing
         let era = try await Self.helm(
             ["template", "mr", Self.chart.path, "--set-json", #"coordinator.eraConfig="{not json""#])
         #expect(era.status != 0 && era.stderr.contains("coordinator.eraConfig is not JSON"), "\(era.stderr)")
+    }
+
+    /// The emojivoto chart: lint-clean, every object valid, each marble a Deployment labelled for
+    /// the marble-injector, hardened like the Coordinator, and a wrong value refused.
+    @Test func theEmojivotoChartRendersMarblesLabelledForInjection() async throws {
+        let emojivoto = TestData.packageRoot.appendingPathComponent("Examples/emojivoto/kubernetes").path
+        let lint = try await Self.helm(["lint", "--strict", emojivoto])
+        #expect(lint.status == 0, "\(lint.stdout) \(lint.stderr)")
+        let template = try await Self.helm(["template", "emojivoto", emojivoto, "--namespace", "emojivoto"])
+        try #require(template.status == 0, "\(template.stderr)")
+        let rendered = try await Self.validated(template.stdoutData, "emojivoto")
+        #expect(rendered.objects.count == 6)
+        for marble in ["web", "emoji", "voting"] {
+            let deployment = rendered.object("Deployment", marble)
+            #expect(
+                deployment?.at("spec", "template", "metadata", "labels", "marblerun/marbletype") as? String == marble)
+            let container = Self.container(deployment)
+            #expect(container?["image"] as? String == "localhost/marblerun-swift/emojivoto-\(marble):0.1.0")
+            #expect(container?.at("securityContext", "readOnlyRootFilesystem") as? Bool == true)
+            #expect(Self.env(container).isEmpty, "the marble-injector, not the chart, sets the marble's variables")
+            let service = rendered.object("Service", marble)
+            #expect((service?.at("spec", "ports") as? [NSDictionary])?.first?["port"] as? Int == 8080)
+        }
+        let wrong = try await Self.helm(["template", "emojivoto", emojivoto, "--set", "ports.web=http"])
+        #expect(wrong.status != 0 && wrong.stderr.contains("ports.web"), "\(wrong.stderr)")
     }
 }
 

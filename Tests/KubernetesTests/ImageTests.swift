@@ -23,8 +23,7 @@ import Testing
     }
 
     /// `podman run` in the foreground, its output in `log`, as the tests run the Coordinator
-    /// binary (`podman run -d` left a zombie in the test runner that Foundation never reaped).
-    /// It ends when the container is removed.
+    /// binary. It ends when the container is removed.
     static func start(log: URL, _ arguments: [String]) throws -> Process {
         try Data().write(to: log)
         let handle = try FileHandle(forWritingTo: log)
@@ -38,13 +37,37 @@ import Testing
         return process
     }
 
-    @Test func theCoordinatorImageActivatesAMarbleFromTheMarbleBaseImage() async throws {
+    /// Removes the images and containers a killed test run left (tags `test-…`), which would hold
+    /// ports and disk.
+    static func removeLeftovers(containerPrefix: String) async throws {
+        let stale = try await run(
+            "podman", ["ps", "-a", "-q", "--filter", "name=\(containerPrefix)"], allowFailure: true)
+        for id in stale.stdout.split(separator: "\n") where !id.isEmpty {
+            try await run("podman", ["rm", "-f", String(id)], allowFailure: true)
+        }
+        let images = try await run(
+            "podman",
+            [
+                "images", "--format", "{{.Repository}}:{{.Tag}}", "--filter",
+                "reference=localhost/marblerun-swift/*:test-*",
+            ], allowFailure: true)
+        for image in images.stdout.split(separator: "\n") where !image.isEmpty {
+            try await run("podman", ["rmi", "-f", String(image)], allowFailure: true)
+        }
+    }
+
+    /// A fresh image tag (`test-…`), once podman and buildah are known to be here.
+    static func newTag() throws -> String {
         for tool in ["podman", "buildah"] {
             try #require(
                 FileManager.default.isExecutableFile(atPath: "/usr/bin/\(tool)"),
                 "no \(tool): ./scripts/test installs podman, buildah, runc and busybox-static")
         }
-        let tag = "test-\(UUID().uuidString.prefix(8).lowercased())"
+        return "test-\(UUID().uuidString.prefix(8).lowercased())"
+    }
+
+    @Test func theCoordinatorImageActivatesAMarbleFromTheMarbleBaseImage() async throws {
+        let tag = try Self.newTag()
         let repository = "localhost/marblerun-swift"
         let products = TestData.product("coordinator").deletingLastPathComponent().path
         let work = FileManager.default.temporaryDirectory.appendingPathComponent("images-\(tag)")
@@ -66,12 +89,7 @@ import Testing
             try? FileManager.default.removeItem(at: work)
         }
 
-        // A Coordinator container left by a test run that was killed would hold the ports.
-        let stale = try await Self.run(
-            "podman", ["ps", "-a", "-q", "--filter", "name=marblerun-test-coordinator-"], allowFailure: true)
-        for id in stale.stdout.split(separator: "\n") where !id.isEmpty {
-            try await Self.run("podman", ["rm", "-f", String(id)], allowFailure: true)
-        }
+        try await Self.removeLeftovers(containerPrefix: "marblerun-test-")
         let script = TestData.packageRoot.appendingPathComponent("deploy/images/build-images").path
         let built = try await Self.run(script, ["--binaries", products, "--tag", tag])
         try #require(built.status == 0)

@@ -56,6 +56,20 @@ import X509
         return (status, String(text[..<split]))
     }
 
+    /// The injector binary on 127.0.0.1:`port`, its output in `log`; the caller kills it.
+    static func launch(port: Int, cert: String, key: String, arguments: [String], log: URL) throws -> Process {
+        try Data().write(to: log)
+        let handle = try FileHandle(forWritingTo: log)
+        let process = Process()
+        process.executableURL = binary
+        process.arguments =
+            ["--host", "127.0.0.1", "--port", "\(port)", "--tls-cert", cert, "--tls-key", key] + arguments
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        return process
+    }
+
     @Test func theWebhookAnswersReviewsOverTLSAndRefusesMalformedOnes() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("injector-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -72,19 +86,11 @@ import X509
                 Self.binary, ["--tls-cert", cert, "--tls-key", key, "--trust-file", file, "--port", "\(port)"])
             #expect(refused.status != 0 && refused.stderr.contains(reason), "\(file): \(refused.stderr)")
         }
-        let process = Process()
-        process.executableURL = Self.binary
-        process.arguments = [
-            "--host", "127.0.0.1", "--port", "\(port)", "--tls-cert", cert, "--tls-key", key,
-            "--coordinator-address", "coordinator-mesh-api.marblerun:2001", "--trust-file",
-            era.path,
-        ]
         let log = directory.appendingPathComponent("injector.log")
-        try Data().write(to: log)
-        let handle = try FileHandle(forWritingTo: log)
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
+        let process = try Self.launch(
+            port: port, cert: cert, key: key,
+            arguments: ["--coordinator-address", "coordinator-mesh-api.marblerun:2001", "--trust-file", era.path],
+            log: log)
         defer {
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import JSONText
 
 /// A program of the user's that a command drives (`helm`, `kubectl`): found by its environment
 /// variable, else on PATH, with a message saying what to install when it is missing.
@@ -57,7 +58,11 @@ struct InstallCommand: AsyncParsableCommand {
             unless --dry-run, a kubeconfig that reaches the cluster.
 
             Example: marblerun install --dcap-pccs-url https://pccs.example:8081/sgx/certification/v4/
-            Example: marblerun install --simulation --dry-run
+            Example: marblerun install --simulation --era-config era.json --dry-run
+
+            With --era-config (beyond MarbleRun) the chart keeps the Coordinator's era config in the \
+            ConfigMap marblerun-coordinator-trust and the marble-injector gives it to every marble, \
+            which then checks the Coordinator's quote before it trusts it.
             """)
 
     @Flag(help: "Run the Coordinator without an enclave, on a simulated platform (development only).")
@@ -88,6 +93,8 @@ struct InstallCommand: AsyncParsableCommand {
     var dryRun = false
     @Flag(help: "Wait until the Coordinator is ready.")
     var wait = false
+    @Option(help: "The Coordinator's era config (JSON), which marbles verify it by (deploy/images/era-config).")
+    var eraConfig: String?
 
     func validate() throws {
         for (name, port) in [("--client-server-port", clientServerPort), ("--mesh-server-port", meshServerPort)]
@@ -106,41 +113,81 @@ struct InstallCommand: AsyncParsableCommand {
             throw ValidationError(
                 "--simulation runs one Coordinator: every replica would make its own simulated platform")
         }
+        _ = try eraConfigDocument()
     }
 
-    /// The chart's values these flags set, as YAML (every string quoted, so nothing is reinterpreted).
-    var values: String {
-        func quoted(_ text: String) -> String {
-            "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+    /// The era config file's text, once it is known to be a JSON object.
+    func eraConfigDocument() throws -> String? {
+        guard let eraConfig else { return nil }
+        guard let data = FileManager.default.contents(atPath: eraConfig), data.count <= 64 * 1024 else {
+            throw ValidationError("cannot read \(eraConfig) (at most 64 KiB): give the Coordinator's era config")
         }
-        var lines = [
-            "coordinator:",
-            "  simulation: \(simulation)",
-            "  hostname: \(quoted(domain))",
-            "  clientServerPort: \(clientServerPort)",
-            "  meshServerPort: \(meshServerPort)",
-            "  replicas: \(replicas)",
+        guard (try? JSONParser().parse(Array(data)))?.objectValue != nil else {
+            throw ValidationError(
+                "\(eraConfig) is not a JSON object: an era config is {\"coordinator\": {\"UniqueID\": …}} or SignerID, ProductID, SecurityVersion"
+            )
+        }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// The chart's values these flags set, as JSON (which Helm reads as YAML): every string is
+    /// the serializer's, so nothing a flag holds is reinterpreted.
+    func values() throws -> String {
+        func object(_ members: [(String, JSONValue)]) -> JSONValue { .object(members.map { JSONMember($0.0, $0.1) }) }
+        var coordinator: [(String, JSONValue)] = [
+            ("simulation", .bool(simulation)), ("hostname", .string(domain)),
+            ("clientServerPort", .number(String(clientServerPort))),
+            ("meshServerPort", .number(String(meshServerPort))),
+            ("replicas", .number(String(replicas))),
         ]
         if resourceKey != "sgx.intel.com/epc" {
             // Helm merges maps with the chart's defaults: Intel's keys are removed by null.
-            lines += [
-                "  resources:", "    limits:", "      \(quoted(resourceKey)): \"10\"",
-                "      \"sgx.intel.com/epc\": null",
-                "      \"sgx.intel.com/enclave\": null", "      \"sgx.intel.com/provision\": null",
-            ]
+            coordinator.append(
+                (
+                    "resources",
+                    object([
+                        (
+                            "limits",
+                            object([
+                                (resourceKey, .string("10")), ("sgx.intel.com/epc", .null),
+                                ("sgx.intel.com/enclave", .null), ("sgx.intel.com/provision", .null),
+                            ])
+                        )
+                    ])
+                ))
         }
         if let storeUrlSecret {
-            lines += [
-                "  store:", "    backend: postgres", "    urlSecret:", "      name: \(quoted(storeUrlSecret))",
-                "      key: url",
-            ]
+            coordinator.append(
+                (
+                    "store",
+                    object([
+                        ("backend", .string("postgres")),
+                        ("urlSecret", object([("name", .string(storeUrlSecret)), ("key", .string("url"))])),
+                    ])
+                ))
         }
-        lines += [
-            "marbleInjector:", "  start: \(!disableAutoInjection)", "  resourceKey: \(quoted(resourceKey))",
-            "tolerations:", "  - key: \(quoted(resourceKey))", "    operator: Exists", "    effect: NoSchedule",
-            "dcap:", "  pccsUrl: \(quoted(dcapPccsUrl))", "  useSecureCert: \(quoted(dcapSecureCert.uppercased()))",
-        ]
-        return lines.joined(separator: "\n") + "\n"
+        if let document = try eraConfigDocument() { coordinator.append(("eraConfig", .string(document))) }
+        let values = object([
+            ("coordinator", object(coordinator)),
+            (
+                "marbleInjector",
+                object([("start", .bool(!disableAutoInjection)), ("resourceKey", .string(resourceKey))])
+            ),
+            (
+                "tolerations",
+                .array([
+                    object([
+                        ("key", .string(resourceKey)), ("operator", .string("Exists")),
+                        ("effect", .string("NoSchedule")),
+                    ])
+                ])
+            ),
+            (
+                "dcap",
+                object([("pccsUrl", .string(dcapPccsUrl)), ("useSecureCert", .string(dcapSecureCert.uppercased()))])
+            ),
+        ])
+        return String(decoding: values.serialized(), as: UTF8.self) + "\n"
     }
 
     func chart() throws -> String {
@@ -164,7 +211,7 @@ struct InstallCommand: AsyncParsableCommand {
         let helm = try ExternalTool.find("helm", variable: "HELM", purpose: "marblerun install")
         let file = FileManager.default.temporaryDirectory.appendingPathComponent(
             "marblerun-values-\(UUID().uuidString).yaml")
-        try Data(values.utf8).write(to: file)
+        try Data(try values().utf8).write(to: file)
         defer { try? FileManager.default.removeItem(at: file) }
         let common = [chart, "--namespace", namespace, "-f", file.path]
         if dryRun {

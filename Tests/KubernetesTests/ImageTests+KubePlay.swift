@@ -72,16 +72,22 @@ extension ImageTests {
             ["image", "inspect", "--format", "{{json .Config.Entrypoint}}", "\(repository)/emojivoto-web:\(tag)"])
         #expect(entrypoint.stdout.contains(#"["/usr/bin/marble","run","--","/usr/bin/emojivoto-web"]"#))
 
-        // The era config: the UniqueID of the Coordinator binary inside its image.
+        // The era config: the UniqueID of the Coordinator binary inside its image, by the script
+        // README gives, checked against the binary copied out here.
+        let era = work.appendingPathComponent("era.json")
+        try await Self.run(
+            TestData.packageRoot.appendingPathComponent("deploy/images/era-config").path,
+            ["--tag", tag, "-o", era.path])
         let extracted = work.appendingPathComponent("coordinator-binary")
         let copy = "marblerun-test-copy-\(tag)"
         try await Self.run("podman", ["create", "--name", copy, "\(repository)/coordinator:\(tag)"])
         try await Self.run("podman", ["cp", "\(copy):/usr/bin/coordinator", extracted.path])
         try await Self.run("podman", ["rm", copy])
-        let eraConfig =
-            #"{"coordinator": {"UniqueID": "\#(Hex.encode(try SimulatedEnclave.uniqueID(of: extracted)))"}}"#
-        let era = work.appendingPathComponent("era.json")
-        try Data(eraConfig.utf8).write(to: era)
+        let eraConfig = String(decoding: try Data(contentsOf: era), as: UTF8.self)
+        #expect(
+            eraConfig
+                == #"{"coordinator": {"UniqueID": "\#(Hex.encode(try SimulatedEnclave.uniqueID(of: extracted)))"}}"#
+                + "\n")
 
         // 1. The marblerun chart: simulation, one Coordinator, on the host's loopback.
         let (client, mesh) = Self.coordinatorPorts

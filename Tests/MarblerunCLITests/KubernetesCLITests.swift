@@ -17,10 +17,16 @@ import Testing
 
     @Test func installDryRunRendersTheChartWithMarbleRunsFlags() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.helm), "run scripts/fetch-helm")
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("install-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: work) }
+        // Quotes, a backslash and a newline: the era config must reach the ConfigMap byte for byte.
+        let era = work.appendingPathComponent("era.json")
+        try Data(#"{"coordinator": {"UniqueID": "ab12"}, "note": "say \"hi\" \\ bye"}"#.utf8 + [0x0a]).write(to: era)
         let simulated = try await Self.run(
             [
                 "install", "--simulation", "--dry-run", "--marblerun-chart-path", Self.chart, "--domain",
-                "coordinator.example",
+                "coordinator.example", "--era-config", era.path,
             ],
             environment: ["HELM": Self.helm])
         #expect(simulated.status == 0, "\(simulated.stderr)")
@@ -28,6 +34,19 @@ import Testing
         #expect(simulated.stdout.contains("name: marble-injector"), "the injector by default")
         #expect(simulated.stdout.contains("coordinator.example,coordinator-mesh-api"))
         #expect(!simulated.stdout.contains("sgx.intel.com/enclave"), "no SGX resources in simulation")
+        #expect(
+            simulated.stdout.contains(
+                #"era.json: "{\"coordinator\": {\"UniqueID\": \"ab12\"}, \"note\": \"say \\\"hi\\\" \\\\ bye\"}\n""#),
+            "\(simulated.stdout)")
+        #expect(simulated.stdout.contains("--trust-file=/etc/marblerun/trust/era.json"))
+        let notJSON = work.appendingPathComponent("era.yaml")
+        try Data("coordinator:\n  UniqueID: ab12\n".utf8).write(to: notJSON)
+        for file in [notJSON.path, work.appendingPathComponent("missing.json").path] {
+            let refused = try await Self.run(
+                ["install", "--simulation", "--dry-run", "--marblerun-chart-path", Self.chart, "--era-config", file],
+                environment: ["HELM": Self.helm])
+            #expect(refused.status != 0 && refused.stderr.contains("era config"), "\(refused.stderr)")
+        }
 
         let azure = try await Self.run(
             [
@@ -70,7 +89,7 @@ import Testing
         let calls = try String(contentsOf: record, encoding: .utf8)
         #expect(calls.contains("upgrade --install marblerun \(Self.chart) --namespace marblerun -f "), "\(calls)")
         #expect(calls.contains("--create-namespace --wait"))
-        #expect(calls.contains("start: true") && calls.contains("simulation: false"))
+        #expect(calls.contains(#""start":true"#) && calls.contains(#""simulation":false"#), "\(calls)")
         #expect(calls.contains("uninstall marblerun --namespace marblerun"))
 
         let noHelm = try await Self.run(

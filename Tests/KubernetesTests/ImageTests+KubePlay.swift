@@ -153,7 +153,16 @@ extension ImageTests {
                 "the era config reaches \(name) through its pod's annotation")
         }
 
-        // 3. The manifest, as README sets it: make-manifest reads the programs out of the images.
+        // 3. In README's order: the marbles start before their manifest is set, are refused, and
+        // are restarted (restartPolicy Always) until it is.
+        let marblesPlayed = try await Self.kubePlay([emojivotoYAML.path], in: work)
+        try #require(marblesPlayed.status == 0)
+        let refused = try await Self.poll("web's refusal") {
+            let log = try await Self.logs("web-pod-0-web")
+            return log.contains("no manifest is set yet") ? log : nil
+        }
+        #expect(refused != nil, "web was not refused before its manifest was set")
+        // make-manifest reads the programs out of the images.
         let manifest = work.appendingPathComponent("manifest.json")
         let made = try await Self.run(
             TestData.packageRoot.appendingPathComponent("Examples/emojivoto/kubernetes/make-manifest").path,
@@ -171,8 +180,6 @@ extension ImageTests {
             ])
         try #require(set.status == 0, "manifest set: \(set.stdout) \(set.stderr)")
 
-        let marblesPlayed = try await Self.kubePlay([emojivotoYAML.path], in: work)
-        try #require(marblesPlayed.status == 0)
         let web = "https://localhost:\(ports.web)/api"
         let board = try await Self.poll("the web marble") {
             let answer = try await ProcessRunner.run(

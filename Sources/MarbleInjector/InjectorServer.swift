@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTLS
 import Logging
+import NIOCertificateReloading
 import NIOCore
 import NIOSSL
 
@@ -69,19 +70,39 @@ public struct InjectorServer: Sendable {
     }
 
     /// The HTTPS application on `host:port` with the certificate chain and key in PEM files
-    /// (cert-manager's or the chart's Secret); TLS 1.2 or later.
-    public func application(host: String, port: Int, certificateFile: String, keyFile: String) throws
-        -> some ApplicationProtocol
-    {
-        var tls = TLSConfiguration.makeServerConfiguration(
-            certificateChain: try NIOSSLCertificate.fromPEMFile(certificateFile).map { .certificate($0) },
-            privateKey: .privateKey(try NIOSSLPrivateKey(file: keyFile, format: .pem)))
+    /// (cert-manager's or the chart's Secret); TLS 1.2 or later. The files are read again every
+    /// `reloadInterval`, so a renewed certificate (cert-manager rotates it in the mounted Secret)
+    /// serves new handshakes without a restart; files that do not load keep the last good pair.
+    public func application(
+        host: String, port: Int, certificateFile: String, keyFile: String, reloadInterval: Duration = .seconds(60)
+    ) throws -> some ApplicationProtocol {
+        let reloader = TimedCertificateReloader(
+            configuration: .init(
+                refreshInterval: reloadInterval,
+                certificateSource: .init(location: .file(path: certificateFile), format: .pem),
+                privateKeySource: .init(location: .file(path: keyFile), format: .pem)
+            ) { [logger] configuration in
+                configuration.onCertificateLoaded = { diff in
+                    guard diff.previousX509CertificateChain != nil else { return }
+                    logger.notice(
+                        "TLS certificate reloaded",
+                        metadata: ["subject": "\(diff.currentX509CertificateChain.first?.subject.description ?? "")"])
+                }
+                configuration.onCertificateLoadFailed = { failure in
+                    logger.warning(
+                        "TLS certificate not reloaded; serving the last one", metadata: ["reason": "\(failure.error)"])
+                }
+            })
+        // Loaded now, so that the first handshake has them and a missing file stops the start.
+        try reloader.reload()
+        var tls = try TLSConfiguration.makeServerConfiguration(certificateReloader: reloader)
         tls.minimumTLSVersion = .tlsv12
         return Application(
             router: router(),
             server: try .tls(.http1(), tlsConfiguration: tls),
             configuration: ApplicationConfiguration(
                 address: .hostname(host, port: port), serverName: "marble-injector"),
+            services: [reloader],
             onServerRunning: { [logger] channel in
                 logger.notice("marble-injector listening", metadata: ["address": "\(host):\(port)"])
             },

@@ -36,6 +36,8 @@ struct MarbleInjectorCommand: AsyncParsableCommand {
     var tlsCert: String
     @Option(help: "The webhook's TLS private key (PEM).")
     var tlsKey: String
+    @Option(help: "Seconds between reads of --tls-cert and --tls-key, so a renewed certificate is served.")
+    var tlsReloadInterval = 60
     @Option(help: "The Coordinator's mesh API that marbles activate at.")
     var coordinatorAddress = "coordinator-mesh-api.marblerun:2001"
     @Option(help: "The cluster's DNS domain.")
@@ -57,6 +59,9 @@ struct MarbleInjectorCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard (1...65_535).contains(port) else { throw ValidationError("--port must be 1–65535, got \(port)") }
+        guard (1...86_400).contains(tlsReloadInterval) else {
+            throw ValidationError("--tls-reload-interval must be 1–86400 seconds, got \(tlsReloadInterval)")
+        }
         for file in [tlsCert, tlsKey] where !FileManager.default.isReadableFile(atPath: file) {
             throw ValidationError("cannot read \(file): give the webhook's TLS certificate and key")
         }
@@ -100,7 +105,9 @@ struct MarbleInjectorCommand: AsyncParsableCommand {
                     coordinatorAddress: coordinatorAddress, clusterDomain: clusterDomain, resourceKey: resourceKey,
                     trust: trust, simulationPlatform: simulationPlatform)),
             logger: logger)
-        let application = try server.application(host: host, port: port, certificateFile: tlsCert, keyFile: tlsKey)
+        let application = try server.application(
+            host: host, port: port, certificateFile: tlsCert, keyFile: tlsKey,
+            reloadInterval: .seconds(tlsReloadInterval))
         try await application.runService()
     }
 }

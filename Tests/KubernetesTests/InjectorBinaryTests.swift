@@ -89,7 +89,10 @@ import X509
         let log = directory.appendingPathComponent("injector.log")
         let process = try Self.launch(
             port: port, cert: cert, key: key,
-            arguments: ["--coordinator-address", "coordinator-mesh-api.marblerun:2001", "--trust-file", era.path],
+            arguments: [
+                "--coordinator-address", "coordinator-mesh-api.marblerun:2001", "--trust-file", era.path,
+                "--tls-reload-interval", "1",
+            ],
             log: log)
         defer {
             kill(process.processIdentifier, SIGKILL)
@@ -166,5 +169,27 @@ import X509
         let logged = String(decoding: try Data(contentsOf: log), as: UTF8.self)
         #expect(logged.contains("emojivoto/voting-1"), "the log names the pod: \(logged)")
         #expect(!logged.contains("do-not-log-me"), "the pod's environment is never logged")
+
+        // A renewed certificate (another CA here) replaces the files, as cert-manager does in the
+        // Secret: new handshakes get it without a restart.
+        let renewed = directory.appendingPathComponent("renewed")
+        try FileManager.default.createDirectory(at: renewed, withIntermediateDirectories: true)
+        let (newCA, newCert, newKey) = try Self.certificates(in: renewed)
+        for (source, target) in [(newKey, key), (newCert, cert)] {
+            try #require(rename(source, target) == 0, "rename \(source): errno \(errno)")
+        }
+        let reloadDeadline = ContinuousClock.now + .seconds(30)
+        var reloaded = (status: 0, body: "")
+        probes = 0
+        while ContinuousClock.now < reloadDeadline || probes < 30 {
+            probes += 1
+            reloaded = try await Self.curl(["--cacert", newCA, "\(base)/healthz"])
+            if reloaded.status == 200 { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(reloaded.status == 200, "the renewed certificate was not served: \(reloaded)")
+        let stale = try await Self.curl(["--cacert", ca, "\(base)/healthz"])
+        #expect(stale.status != 200, "the old CA still verifies the webhook")
+        #expect(process.isRunning)
     }
 }

@@ -134,6 +134,11 @@ public struct CoordinatorServer: Sendable {
 
         var transportConfig = HTTP2ServerTransport.Posix.Config.defaults
         transportConfig.rpc.maxRequestPayloadSize = configuration.maximumActivationRequestSize
+        transportConfig.connection.maxIdleTime = configuration.connectionTimeout
+        let idleTimeout = configuration.connectionTimeout
+        transportConfig.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in
+            IdleConnectionCloser.install(on: channel, timeout: idleTimeout)
+        }
         let transport = HTTP2ServerTransport.Posix(
             address: try .listening(on: configuration.meshAddress),
             transportSecurity: .mTLS(
@@ -178,7 +183,9 @@ public struct CoordinatorServer: Sendable {
         return Application(
             router: router,
             server: try .tls(
-                .http1(),
+                .http1(
+                    configuration: .init(
+                        idleTimeout: .seconds(configuration.connectionTimeout.components.seconds))),
                 configuration: TLSChannelConfiguration(
                     tlsConfiguration: tls, customAsyncVerificationCallback: { _ in .certificateVerified })),
             configuration: ApplicationConfiguration(

@@ -74,6 +74,9 @@ public struct ServerConfiguration: Sendable {
     public var maximumBodySize = 12 << 20
     /// Largest gRPC request (a quote, a CSR and two names).
     public var maximumActivationRequestSize = 1 << 20
+    /// How long a connection to either API may stay idle — including one whose TLS handshake
+    /// never ends — before it is closed; without it stalled connections were kept for ever.
+    public var connectionTimeout: Duration = .seconds(30)
 
     public init() {}
 

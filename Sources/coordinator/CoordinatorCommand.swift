@@ -88,6 +88,11 @@ struct CoordinatorCommand: AsyncParsableCommand {
     var strictManifest = false
     @Option(help: "Log level: trace, debug, info, notice, warning, error (EDG_LOG_LEVEL).")
     var logLevel: String?
+    @Option(
+        help:
+            "Seconds a connection may stay idle, or stalled before its TLS handshake ends, before it is closed, 1–3600 (EDG_COORDINATOR_CONNECTION_TIMEOUT)."
+    )
+    var connectionTimeout: String?
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
@@ -174,6 +179,12 @@ struct CoordinatorCommand: AsyncParsableCommand {
             configuration.curve = value
         }
         configuration.strictManifest = strictManifest
+        if let text = setting(connectionTimeout, "EDG_COORDINATOR_CONNECTION_TIMEOUT") {
+            guard let seconds = Int(text), (1...3600).contains(seconds) else {
+                throw ValidationError("connection timeout \(text.prefix(20)): give whole seconds, 1–3600")
+            }
+            configuration.connectionTimeout = .seconds(seconds)
+        }
 
         let logger = Logger(label: "coordinator")
         do {

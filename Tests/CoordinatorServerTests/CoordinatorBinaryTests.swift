@@ -225,7 +225,7 @@ struct CoordinatorBinaryTests {
     /// A Coordinator started by MarbleRun's environment names with ActivationManifest set at
     /// start, for the Python client: its platform, the manifest's enclave, and the root (DER and a
     /// PEM file).
-    static func startedForPython(maxActivations: Int = 2) async throws -> (
+    static func startedForPython(maxActivations: Int = 2, extraArguments: [String] = []) async throws -> (
         coordinator: CoordinatorProcess, platform: SimulatedPlatform, enclave: SimulatedEnclave, root: [UInt8],
         rootFile: String
     ) {
@@ -240,7 +240,8 @@ struct CoordinatorBinaryTests {
         try Data(ActivationManifest.bytes(signerID: enclave.signerID, maxActivations: maxActivations)).write(
             to: manifestFile)
         // MarbleRun's environment names configure the binary as its flags do.
-        try await coordinator.start(environment: ["EDG_STARTUP_MANIFEST": manifestFile.path])
+        try await coordinator.start(
+            extraArguments: extraArguments, environment: ["EDG_STARTUP_MANIFEST": manifestFile.path])
         let chainText = try #require(
             (try await coordinator.request("GET", "/api/v2/quote").json["data"] as? [String: Any])?["cert"] as? String)
         let root = try #require(try pemBlocks(chainText).last)

@@ -202,8 +202,9 @@ let package = Package(
         .executableTarget(
             name: "marble-injector",
             dependencies: [
-                "MarbleInjector", "JSONText",
+                "MarbleInjector", "Attestation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ]),

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Attestation
 import Foundation
 import JSONText
 
@@ -116,18 +117,14 @@ struct InstallCommand: AsyncParsableCommand {
         _ = try eraConfigDocument()
     }
 
-    /// The era config file's text, once it is known to be a JSON object.
+    /// The era config file's text, once it parses as an era config.
     func eraConfigDocument() throws -> String? {
         guard let eraConfig else { return nil }
-        guard let data = FileManager.default.contents(atPath: eraConfig), data.count <= 64 * 1024 else {
-            throw ValidationError("cannot read \(eraConfig) (at most 64 KiB): give the Coordinator's era config")
+        do throws(AttestationError) {
+            return try EraConfig.document(at: eraConfig)
+        } catch {
+            throw ValidationError("--era-config is no usable era config: \(error.message)")
         }
-        guard (try? JSONParser().parse(Array(data)))?.objectValue != nil else {
-            throw ValidationError(
-                "\(eraConfig) is not a JSON object: an era config is {\"coordinator\": {\"UniqueID\": …}} or SignerID, ProductID, SecurityVersion"
-            )
-        }
-        return String(decoding: data, as: UTF8.self)
     }
 
     /// The chart's values these flags set, as JSON (which Helm reads as YAML): every string is

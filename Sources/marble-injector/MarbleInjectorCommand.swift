@@ -1,9 +1,10 @@
 import ArgumentParser
+import Attestation
 import Foundation
 import Hummingbird
-import JSONText
 import Logging
 import MarbleInjector
+import X509
 
 /// `marble-injector`: MarbleRun's admission webhook for marble pods.
 @main
@@ -78,21 +79,24 @@ struct MarbleInjectorCommand: AsyncParsableCommand {
     /// The trust document, checked: an era config must be a JSON object, a root a PEM certificate.
     func trust() throws -> InjectorConfiguration.Trust? {
         guard let trustFile else { return nil }
-        guard let data = FileManager.default.contents(atPath: trustFile), data.count <= 64 * 1024 else {
-            throw ValidationError(
-                "cannot read \(trustFile) (at most 64 KiB): give the Coordinator's era config or root")
-        }
-        let document = String(decoding: data, as: UTF8.self)
         if trustFile.hasSuffix(".pem") {
-            guard document.contains("-----BEGIN CERTIFICATE-----") else {
+            guard let data = FileManager.default.contents(atPath: trustFile), data.count <= 64 * 1024 else {
+                throw ValidationError(
+                    "cannot read \(trustFile) (at most 64 KiB): give the Coordinator's root certificate")
+            }
+            let document = String(decoding: data, as: UTF8.self)
+            guard (try? Certificate(pemEncoded: document)) != nil else {
                 throw ValidationError("\(trustFile) holds no PEM certificate: give the Coordinator's root certificate")
             }
             return .init(kind: .rootCertificate, document: document, clientAddress: coordinatorClientAddress)
         }
-        guard (try? JSONParser().parse(Array(data)))?.objectValue != nil else {
-            throw ValidationError("\(trustFile) is not a JSON object: give the Coordinator's era config")
+        do throws(AttestationError) {
+            return .init(
+                kind: .eraConfig, document: try EraConfig.document(at: trustFile),
+                clientAddress: coordinatorClientAddress)
+        } catch {
+            throw ValidationError("\(error.message): give the Coordinator's era config")
         }
-        return .init(kind: .eraConfig, document: document, clientAddress: coordinatorClientAddress)
     }
 
     func run() async throws {

@@ -77,7 +77,9 @@ import X509
         let (ca, cert, key) = try Self.certificates(in: directory)
         let port = 31_400
         let era = directory.appendingPathComponent("era.json")
-        try Data(#"{"coordinator": {"UniqueID": "ab12"}}"#.utf8).write(to: era)
+        try Data(
+            #"{"coordinator": {"UniqueID": "ab12000000000000000000000000000000000000000000000000000000000000"}}"#.utf8
+        ).write(to: era)
         // A trust file that is no era config (nor a root certificate) stops the injector before it serves.
         let notJSON = directory.appendingPathComponent("broken.json")
         try Data("coordinator: yes".utf8).write(to: notJSON)
@@ -135,7 +137,9 @@ import X509
         #expect(
             patchText.contains("/spec/containers/0/env/-") && patchText.contains("EDG_MARBLE_COORDINATOR_ERA_CONFIG"))
         #expect(
-            patchText.contains(#""marblerun/coordinator-era-config":"{\"coordinator\": {\"UniqueID\": \"ab12\"}}""#),
+            patchText.contains(
+                #""marblerun/coordinator-era-config":"{\"coordinator\": {\"UniqueID\": \"ab12000000000000000000000000000000000000000000000000000000000000\"}}""#
+            ),
             "\(patchText)")
 
         // An empty marble type: answered (200) with allowed false and the reason.

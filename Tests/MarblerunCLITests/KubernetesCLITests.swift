@@ -20,9 +20,12 @@ import Testing
         let work = FileManager.default.temporaryDirectory.appendingPathComponent("install-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: work) }
-        // Quotes, a backslash and a newline: the era config must reach the ConfigMap byte for byte.
+        // Quotes, a backslash (a JSON escape) and a newline: the era config must reach the ConfigMap byte for byte.
         let era = work.appendingPathComponent("era.json")
-        try Data(#"{"coordinator": {"UniqueID": "ab12"}, "note": "say \"hi\" \\ bye"}"#.utf8 + [0x0a]).write(to: era)
+        try Data(
+            #"{"coordinator": {"UniqueID": "\u0061b12000000000000000000000000000000000000000000000000000000000000", "Debug": false}}"#
+                .utf8 + [0x0a]
+        ).write(to: era)
         let simulated = try await Self.run(
             [
                 "install", "--simulation", "--dry-run", "--marblerun-chart-path", Self.chart, "--domain",
@@ -36,12 +39,15 @@ import Testing
         #expect(!simulated.stdout.contains("sgx.intel.com/enclave"), "no SGX resources in simulation")
         #expect(
             simulated.stdout.contains(
-                #"era.json: "{\"coordinator\": {\"UniqueID\": \"ab12\"}, \"note\": \"say \\\"hi\\\" \\\\ bye\"}\n""#),
+                #"era.json: "{\"coordinator\": {\"UniqueID\": \"\\u0061b12000000000000000000000000000000000000000000000000000000000000\", \"Debug\": false}}\n""#
+            ),
             "\(simulated.stdout)")
         #expect(simulated.stdout.contains("--trust-file=/etc/marblerun/trust/era.json"))
         let notJSON = work.appendingPathComponent("era.yaml")
         try Data("coordinator:\n  UniqueID: ab12\n".utf8).write(to: notJSON)
-        for file in [notJSON.path, work.appendingPathComponent("missing.json").path] {
+        let notAnEraConfig = work.appendingPathComponent("short.json")
+        try Data(#"{"coordinator": {"UniqueID": "ab12"}}"#.utf8).write(to: notAnEraConfig)
+        for file in [notJSON.path, notAnEraConfig.path, work.appendingPathComponent("missing.json").path] {
             let refused = try await Self.run(
                 ["install", "--simulation", "--dry-run", "--marblerun-chart-path", Self.chart, "--era-config", file],
                 environment: ["HELM": Self.helm])

@@ -11,10 +11,22 @@ public struct EraConfig: Sendable {
 
     /// Reads an era config file (at most 1 MiB).
     public static func read(_ path: String) throws(AttestationError) -> EraConfig {
+        try parse(contents(path), name: path)
+    }
+
+    /// The text of an era config file, once it parses as one: for handing it on unchanged (the
+    /// chart's ConfigMap, the marble-injector's pod annotation).
+    public static func document(at path: String) throws(AttestationError) -> String {
+        let bytes = try contents(path)
+        _ = try parse(bytes, name: path)
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static func contents(_ path: String) throws(AttestationError) -> [UInt8] {
         guard let data = FileManager.default.contents(atPath: path), data.count <= 1 << 20 else {
-            throw AttestationError(.policy, "cannot read the era config \(path)")
+            throw AttestationError(.policy, "cannot read the era config \(path) (at most 1 MiB)")
         }
-        return try parse(Array(data), name: path)
+        return Array(data)
     }
 
     /// Parses era config JSON; `name` says where it came from in errors.

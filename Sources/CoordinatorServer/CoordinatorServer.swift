@@ -11,6 +11,7 @@ import HummingbirdTLS
 import Logging
 import Manifest
 import Metrics
+import NIOCore
 import NIOSSL
 import Prometheus
 import ServiceLifecycle
@@ -185,7 +186,7 @@ public struct CoordinatorServer: Sendable {
             server: try .tls(
                 .http1(
                     configuration: .init(
-                        idleTimeout: .seconds(configuration.connectionTimeout.components.seconds))),
+                        idleTimeout: TimeAmount(configuration.connectionTimeout))),
                 configuration: TLSChannelConfiguration(
                     tlsConfiguration: tls, customAsyncVerificationCallback: { _ in .certificateVerified })),
             configuration: ApplicationConfiguration(

@@ -21,12 +21,10 @@ final class IdleConnectionCloser: ChannelInboundHandler, RemovableChannelHandler
 
     /// Puts an idle timer and the closer behind the channel's `NIOSSLHandler`.
     static func install(on channel: any Channel, timeout: Duration) -> EventLoopFuture<Void> {
-        let amount = TimeAmount.nanoseconds(
-            Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)
-        return channel.eventLoop.submit {
+        channel.eventLoop.submit {
             let operations = channel.pipeline.syncOperations
             let tls = try operations.handler(type: NIOSSLHandler.self)
-            let idle = IdleStateHandler(allTimeout: amount)
+            let idle = IdleStateHandler(allTimeout: TimeAmount(timeout))
             try operations.addHandler(idle, position: .after(tls))
             try operations.addHandler(IdleConnectionCloser(), position: .after(idle))
         }

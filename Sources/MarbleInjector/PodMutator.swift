@@ -105,46 +105,12 @@ public struct PodMutator: Sendable {
         var volumes: [JSONValue] = []
         if needsUUIDVolume {
             // The marble's UUID is the pod's UID, as MarbleRun's injector makes it.
-            volumes.append(
-                .object([
-                    JSONMember("name", .string(Self.uuidVolume)),
-                    JSONMember(
-                        "downwardAPI",
-                        .object([
-                            JSONMember(
-                                "items",
-                                .array([
-                                    .object([
-                                        JSONMember("path", .string("uuid-file")),
-                                        JSONMember(
-                                            "fieldRef", .object([JSONMember("fieldPath", .string("metadata.uid"))])),
-                                    ])
-                                ]))
-                        ])),
-                ]))
+            volumes.append(Self.downwardAPIVolume(Self.uuidVolume, file: "uuid-file", field: "metadata.uid"))
         }
         if needsTrustVolume, let trust = configuration.trust {
             volumes.append(
-                .object([
-                    JSONMember("name", .string(Self.trustVolume)),
-                    JSONMember(
-                        "downwardAPI",
-                        .object([
-                            JSONMember(
-                                "items",
-                                .array([
-                                    .object([
-                                        JSONMember("path", .string(trust.fileName)),
-                                        JSONMember(
-                                            "fieldRef",
-                                            .object([
-                                                JSONMember(
-                                                    "fieldPath", .string("metadata.annotations['\(trust.annotation)']"))
-                                            ])),
-                                    ])
-                                ]))
-                        ])),
-                ]))
+                Self.downwardAPIVolume(
+                    Self.trustVolume, file: trust.fileName, field: "metadata.annotations['\(trust.annotation)']"))
         }
         if needsSimulationVolume, let platform = configuration.simulationPlatform {
             volumes.append(
@@ -220,6 +186,18 @@ public struct PodMutator: Sendable {
     private static func append(_ items: [JSONValue], to path: [String], exists: Bool) -> [PatchOperation] {
         guard !items.isEmpty else { return [] }
         return exists ? items.map { PatchOperation(add: path + ["-"], $0) } : [PatchOperation(add: path, .array(items))]
+    }
+
+    /// A volume with one file: the pod's field `field` (a downward-API path) as `file`.
+    private static func downwardAPIVolume(_ name: String, file: String, field: String) -> JSONValue {
+        let item = JSONValue.object([
+            JSONMember("path", .string(file)),
+            JSONMember("fieldRef", .object([JSONMember("fieldPath", .string(field))])),
+        ])
+        return .object([
+            JSONMember("name", .string(name)),
+            JSONMember("downwardAPI", .object([JSONMember("items", .array([item]))])),
+        ])
     }
 
     private static func mount(_ volume: String, at path: String) -> JSONValue {

@@ -10,10 +10,11 @@ import X509
 /// UUID kept across restarts, a wrong root refused, an unreachable Coordinator retried, a refusal
 /// reported at once.
 @Suite struct MarbleKitTests {
-    /// On Kubernetes the UUID file is the pod's UID in a read-only downward-API volume: the
-    /// marble uses it and leaves it as it is (the tests run as root, who may write anyway, so the
-    /// file's bytes and mode show whether it was rewritten).
-    @Test func aUUIDFileGivenByThePlatformIsReadNeverWritten() async throws {
+    /// A Coordinator (its root names 127.0.0.1) with ActivationManifest set (MaxActivations 3):
+    /// its platform, the manifest's enclave and its root (PEM).
+    static func coordinatorWithManifest() async throws -> (
+        coordinator: CoordinatorProcess, platform: SimulatedPlatform, enclave: SimulatedEnclave, root: String
+    ) {
         let coordinator = try CoordinatorProcess()
         try await coordinator.start(extraArguments: ["--dns-names", "localhost,127.0.0.1"])
         let platform = try SimulatedPlatform.load(from: coordinator.simulationDirectory)
@@ -23,6 +24,14 @@ import X509
             "POST", "/api/v2/manifest", body: #"{"manifest":"\#(Data(manifest).base64EncodedString())"}"#)
         try #require(set.status == 200)
         let root = try await RecoveryAPITests.root(coordinator).serializeAsPEM().pemString
+        return (coordinator, platform, enclave, root)
+    }
+
+    /// On Kubernetes the UUID file is the pod's UID in a read-only downward-API volume: the
+    /// marble uses it and leaves it as it is (the tests run as root, who may write anyway, so the
+    /// file's bytes and mode show whether it was rewritten).
+    @Test func aUUIDFileGivenByThePlatformIsReadNeverWritten() async throws {
+        let (coordinator, platform, enclave, root) = try await Self.coordinatorWithManifest()
         let directory = coordinator.directory.appendingPathComponent("downward-api")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let uuidFile = directory.appendingPathComponent("uuid-file")
@@ -42,15 +51,7 @@ import X509
     }
 
     @Test func aMarbleActivatesKeepsItsUUIDAndTrustsOnlyItsCoordinator() async throws {
-        let coordinator = try CoordinatorProcess()
-        try await coordinator.start(extraArguments: ["--dns-names", "localhost,127.0.0.1"])
-        let platform = try SimulatedPlatform.load(from: coordinator.simulationDirectory)
-        let enclave = ActivationManifest.enclave(on: platform)
-        let manifest = ActivationManifest.bytes(signerID: enclave.signerID, maxActivations: 3)
-        let set = try await coordinator.request(
-            "POST", "/api/v2/manifest", body: #"{"manifest":"\#(Data(manifest).base64EncodedString())"}"#)
-        try #require(set.status == 200)
-        let root = try await RecoveryAPITests.root(coordinator).serializeAsPEM().pemString
+        let (coordinator, platform, enclave, root) = try await Self.coordinatorWithManifest()
         let uuidFile = coordinator.directory.appendingPathComponent("marble/uuid")
         let configuration = MarbleConfiguration(
             marbleType: "backend", coordinatorAddress: "localhost:\(coordinator.meshPort)", uuidFile: uuidFile,

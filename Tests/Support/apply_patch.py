@@ -10,25 +10,21 @@ import json
 import sys
 
 import jsonpatch
-import kubernetes_validate.utils as validation
+
+from validate_manifests import schema_errors, versions
 
 
 def main() -> None:
     with open(sys.argv[1]) as handle:
         cases = json.load(handle)
-    versions = ["1.30.0", validation.latest_version()]
+    kubernetes_versions = versions()
     results = []
     for case in cases:
         pod = case["pod"]
         if case.get("patch") is not None:
             pod = jsonpatch.JsonPatch(case["patch"]).apply(pod)
-        errors = {}
-        for version in versions:
-            try:
-                validation.validate(pod, version, strict=True)
-            except Exception as error:  # ValidationError, or a schema that cannot be found
-                errors[version] = str(error).splitlines()[0]
-        results.append({"name": case["name"], "pod": pod, "errors": errors, "versions": versions})
+        errors = schema_errors(pod, kubernetes_versions)
+        results.append({"name": case["name"], "pod": pod, "errors": errors, "versions": kubernetes_versions})
     json.dump(results, sys.stdout)
 
 

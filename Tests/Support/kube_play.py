@@ -22,8 +22,9 @@ import sys
 import uuid
 
 import jsonpatch
-import kubernetes_validate.utils as validation
 import yaml
+
+from validate_manifests import schema_errors, versions
 
 
 def documents(path):
@@ -78,19 +79,14 @@ FIELD = re.compile(r"^metadata\.annotations\['([^']+)'\]$")
 def marbles(rendered, patches_path, out, projections):
     with open(patches_path) as handle:
         patches = json.load(handle)
-    versions = ["1.30.0", validation.latest_version()]
+    kubernetes_versions = versions()
     kept, report = [], {}
     for document in documents(rendered):
         if document.get("kind") != "Deployment":
             continue
         name = document["metadata"]["name"]
         pod = jsonpatch.JsonPatch(patches.get(name, [])).apply(pod_of(document))
-        errors = {}
-        for version in versions:
-            try:
-                validation.validate(pod, version, strict=True)
-            except Exception as error:
-                errors[version] = str(error).splitlines()[0]
+        errors = schema_errors(pod, kubernetes_versions)
         projected = {}
         pod_uid = str(uuid.uuid4())
         for volume in pod["spec"].get("volumes", []):

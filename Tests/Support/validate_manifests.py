@@ -15,10 +15,26 @@ import yaml
 CUSTOM_GROUPS = ("cert-manager.io/", "monitoring.coreos.com/")
 
 
+def versions():
+    """Kubernetes 1.30 and the newest version kubernetes-validate knows."""
+    return ["1.30.0", validation.latest_version()]
+
+
+def schema_errors(document, kubernetes_versions):
+    """{version: first line of the error} for each version whose schema (strict) refuses `document`."""
+    errors = {}
+    for version in kubernetes_versions:
+        try:
+            validation.validate(document, version, strict=True)
+        except Exception as error:  # ValidationError, or a schema that cannot be found
+            errors[version] = str(error).splitlines()[0]
+    return errors
+
+
 def main() -> None:
     with open(sys.argv[1]) as handle:
         documents = [document for document in yaml.safe_load_all(handle) if document]
-    versions = ["1.30.0", validation.latest_version()]
+    kubernetes_versions = versions()
     objects, skipped = [], []
     for document in documents:
         kind = document.get("kind", "")
@@ -26,14 +42,9 @@ def main() -> None:
         if document.get("apiVersion", "").startswith(CUSTOM_GROUPS):
             skipped.append({"kind": kind, "apiVersion": document["apiVersion"], "name": name})
             continue
-        errors = {}
-        for version in versions:
-            try:
-                validation.validate(document, version, strict=True)
-            except Exception as error:
-                errors[version] = str(error).splitlines()[0]
+        errors = schema_errors(document, kubernetes_versions)
         objects.append({"kind": kind, "name": name, "errors": errors, "object": document})
-    json.dump({"versions": versions, "objects": objects, "skipped": skipped}, sys.stdout)
+    json.dump({"versions": kubernetes_versions, "objects": objects, "skipped": skipped}, sys.stdout)
 
 
 if __name__ == "__main__":

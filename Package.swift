@@ -163,6 +163,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -265,6 +266,21 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             path: "Benchmarks/coordinator-bench"),
+        // Fuzz targets (one per input surface) and `marblerun-fuzz`, the program scripts/fuzz
+        // builds with libFuzzer; in an ordinary build it lists targets, writes seeds, replays inputs.
+        .target(
+            name: "FuzzTargets",
+            dependencies: [
+                "Attestation", "AuditLog", "CoordinatorCore", "CoordinatorServer", "CoordinatorTesting", "JSONText",
+                "Manifest", "MeshAPI", "Store",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            path: "Fuzz/Sources/FuzzTargets"
+        ),
+        .executableTarget(name: "marblerun-fuzz", dependencies: ["FuzzTargets"], path: "Fuzz/Sources/marblerun-fuzz"),
         .executableTarget(
             name: "bench", dependencies: ["Manifest", "CoordinatorTesting", "Attestation"], path: "Benchmarks/bench"),
         .testTarget(
@@ -293,6 +309,7 @@ let package = Package(
             name: "StoreTests",
             dependencies: ["Store", "CoordinatorTesting"]
         ),
+        .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets", "CoordinatorTesting"]),
         .testTarget(
             name: "AuditLogTests",
             dependencies: [

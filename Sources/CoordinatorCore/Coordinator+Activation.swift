@@ -137,6 +137,14 @@ extension Coordinator {
             throw rejected(error)
         }
         try checkBinding(verified, peerCertificate: peerCertificate)
+        // The certificate is issued for the attested key only: the key the quote binds through
+        // the TLS certificate is the one the marble's mesh identity must use.
+        guard let peer = try? Certificate(derEncoded: peerCertificate), peer.publicKey == request.publicKey else {
+            throw CoordinatorError(
+                .keyBinding,
+                "the CSR is for another key than the TLS certificate the quote binds: a marble's certificate is issued for its attested key only"
+            )
+        }
         do {
             try PackagePolicy(package).check(verified)
         } catch {
@@ -178,7 +186,8 @@ extension Coordinator {
         )
     }
 
-    static func parseCSR(_ der: [UInt8]) throws(CoordinatorError) -> CertificateSigningRequest {
+    /// A marble's CSR: DER, a signature that verifies, and only DNS names and IP addresses asked for.
+    public static func parseCSR(_ der: [UInt8]) throws(CoordinatorError) -> CertificateSigningRequest {
         guard let csr = try? CertificateSigningRequest(derEncoded: der) else {
             throw CoordinatorError(.invalidRequest, "the CSR is not a DER certificate signing request")
         }

@@ -23,8 +23,7 @@ extension ClientAPI {
         guard await coordinator.isFeatureEnabled(Coordinator.signQuoteFeature) else {
             throw CoordinatorError(.forbidden, "the manifest does not enable the SignQuoteEndpoint feature gate")
         }
-        let quote = try RequestBody.base64(
-            RequestBody.fields(body, allowed: ["sgxquote"]), "sgxquote", shown: "sgxQuote")
+        let quote = try ClientRequestBodies.signQuote(body)
         let (status, signature) = try await coordinator.signQuote(quote)
         return .object([
             JSONMember("tcbStatus", .string(status)), JSONMember("verificationSignature", .bytes(signature)),
@@ -38,11 +37,7 @@ extension ClientAPI {
         }
         let certificate = try? await context.channel.nioSSL_peerCertificate().get()?.toDERBytes()
         let marble = try await coordinator.verifyMarble(certificate)
-        let fields = try RequestBody.fields(body, allowed: ["name", "value"])
-        guard case .string(let name)? = fields["name"] else { throw RequestError("\"name\" must be a string") }
-        guard case .number(let text)? = fields["value"], let value = UInt64(text) else {
-            throw RequestError("\"value\" must be an integer from 0 to 18446744073709551615")
-        }
+        let (name, value) = try ClientRequestBodies.monotonicCounter(body)
         let previous = try await coordinator.setMonotonicCounter(
             marbleType: marble.type, uuid: marble.uuid, name: name, value: value)
         return .object([JSONMember("value", .number(String(previous)))])

@@ -24,10 +24,7 @@ extension ClientAPI {
         guard let certificate = try? await context.channel.nioSSL_peerCertificate().get()?.toDERBytes() else {
             throw CoordinatorError(.unauthenticated, "a replica must present the TLS certificate its quote binds")
         }
-        let fields = try RequestBody.fields(body, allowed: ["quote", "nonce"])
-        let quote = try RequestBody.base64(fields, "quote", shown: "quote")
-        let nonce = try RequestBody.base64(fields, "nonce", shown: "nonce")
-        guard (16...64).contains(nonce.count) else { throw RequestError("\"nonce\" must hold 16 to 64 bytes") }
+        let (quote, nonce) = try ClientRequestBodies.replicaKey(body)
         do {
             let key = try await coordinator.handOverDataKey(quote: quote, peerCertificate: certificate)
             let pki = await coordinator.pki

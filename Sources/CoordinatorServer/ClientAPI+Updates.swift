@@ -13,7 +13,7 @@ extension ClientAPI {
     func addUpdateRoutes(to router: Router<ClientRequestContext>) {
         router.post("/api/v2/update") { request, context in
             let body = try await request.body.collect(upTo: maximumBodySize)
-            return try await JSend.success(update(try Self.manifestField(Array(buffer: body)), context))
+            return try await JSend.success(update(try ClientRequestBodies.manifest(Array(buffer: body)), context))
         }
         router.post("/update") { request, context in
             let body = try await request.body.collect(upTo: maximumBodySize)
@@ -23,7 +23,7 @@ extension ClientAPI {
             router.get(RouterPath(path)) { _, _ in try await JSend.success(pendingUpdate()) }
             router.post(RouterPath(path)) { request, context in
                 let body = try await request.body.collect(upTo: maximumBodySize)
-                return try await JSend.success(acknowledge(try Self.manifestField(Array(buffer: body)), context))
+                return try await JSend.success(acknowledge(try ClientRequestBodies.manifest(Array(buffer: body)), context))
             }
         }
         for path in ["/api/v2/update-cancel", "/update-cancel"] {

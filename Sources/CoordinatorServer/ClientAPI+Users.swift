@@ -10,7 +10,6 @@ extension ClientAPI {
     static let userPaths: Set<String> = ["/api/v2/secrets", "/secrets", "/api/v2/update", "/update"]
 
     /// Secret names in one request, and the body size they fit in, are bounded by the body limit.
-    static let maximumSecretNames = 256
 
     func addUserRoutes(to router: Router<ClientRequestContext>) {
         router.get("/api/v2/secrets") { request, context in
@@ -37,8 +36,8 @@ extension ClientAPI {
 
     func readSecrets(_ request: Request, _ context: ClientRequestContext, v1: Bool) async throws -> JSONValue {
         let names = request.uri.queryParameters.getAll("s").map { String($0) }
-        guard names.count <= Self.maximumSecretNames else {
-            throw RequestError("at most \(Self.maximumSecretNames) secrets per request")
+        guard names.count <= ClientRequestBodies.maximumSecretNames else {
+            throw RequestError("at most \(ClientRequestBodies.maximumSecretNames) secrets per request")
         }
         let user = try await user(context)
         let values = try await coordinator.secrets(names, for: user)
@@ -52,7 +51,7 @@ extension ClientAPI {
     }
 
     func writeSecrets(_ body: [UInt8], _ context: ClientRequestContext, v1: Bool) async throws -> JSONValue {
-        let secrets = try Self.userSecrets(body, wrapped: !v1)
+        let secrets = try ClientRequestBodies.secrets(body, wrapped: !v1)
         let user = try await user(context)
         try await coordinator.setSecrets(secrets, by: user)
         logger.notice("secrets written", metadata: ["user": "\(user.name)", "secrets": "\(secrets.keys.sorted())"])
@@ -79,74 +78,5 @@ extension ClientAPI {
             JSONMember("Private", bytes(value.privateKey)),
             JSONMember("Public", bytes(value.publicKey)),
         ])
-    }
-
-    /// The secrets of a POST body: v2 `{"secrets": {name: {Cert, Private, Key}}}`, v1 the bare
-    /// map. Field names match without regard to case, as in Go; unknown fields are refused.
-    /// `Cert` is base64 DER or a PEM certificate; `Private` and `Key` are base64.
-    static func userSecrets(_ body: [UInt8], wrapped: Bool) throws -> [String: UserSecret] {
-        let value: JSONValue
-        do {
-            value = try JSONParser(maximumDepth: 8).parse(body)
-        } catch {
-            throw RequestError("the request body is not JSON: \(error.description)")
-        }
-        var map = value
-        if wrapped {
-            guard case .object(let members) = value, members.count == 1, members[0].key.lowercased() == "secrets" else {
-                throw RequestError("the request body must be {\"secrets\": {NAME: {\"Cert\", \"Private\", \"Key\"}}}")
-            }
-            map = members[0].value
-        }
-        guard case .object(let entries) = map else {
-            throw RequestError("\"secrets\" must be an object of secret names")
-        }
-        guard entries.count <= maximumSecretNames else {
-            throw RequestError("at most \(maximumSecretNames) secrets per request")
-        }
-        var secrets: [String: UserSecret] = [:]
-        for entry in entries {
-            let name = String(entry.key.prefix(64))
-            guard secrets[entry.key] == nil else { throw RequestError("secret \(name) appears twice") }
-            guard case .object(let fields) = entry.value else {
-                throw RequestError("secret \(name) must be an object with Cert, Private or Key")
-            }
-            var secret = UserSecret()
-            for field in fields {
-                if case .null = field.value { continue }
-                guard case .string(let text) = field.value else {
-                    throw RequestError("secret \(name): \(field.key.prefix(32)) must be a string")
-                }
-                switch field.key.lowercased() {
-                case "cert":
-                    guard let der = text.hasPrefix("-----BEGIN") ? pemCertificate(text) : Base64.decode(text) else {
-                        throw RequestError("secret \(name): Cert must be base64 DER or a PEM certificate")
-                    }
-                    secret.cert = der
-                case "private":
-                    guard let der = Base64.decode(text) else {
-                        throw RequestError("secret \(name): Private must be standard base64")
-                    }
-                    secret.privateKey = der
-                case "key":
-                    guard let key = Base64.decode(text) else {
-                        throw RequestError("secret \(name): Key must be standard base64")
-                    }
-                    secret.key = key
-                default:
-                    throw RequestError(
-                        "secret \(name): unknown field \"\(field.key.prefix(32))\"; a secret has Cert, Private and Key")
-                }
-            }
-            secrets[entry.key] = secret
-        }
-        return secrets
-    }
-
-    private static func pemCertificate(_ text: String) -> [UInt8]? {
-        guard let document = try? PEMDocument(pemString: text), document.discriminator == "CERTIFICATE" else {
-            return nil
-        }
-        return document.derBytes
     }
 }

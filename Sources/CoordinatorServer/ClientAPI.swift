@@ -40,7 +40,7 @@ struct ClientAPI: Sendable {
         var methods: [String: [HTTPRequest.Method]] = [:]
         for path in paths { methods[path] = [.post] }
         for path in [
-            "/api/v2/status", "/status", "/api/v2/quote", "/quote",
+            "/api/v2/status", "/status", "/api/v2/quote", "/quote", OpenAPIDocument.path,
         ] {
             methods[path] = [.get]
         }
@@ -57,6 +57,7 @@ struct ClientAPI: Sendable {
         let router = Router(context: ClientRequestContext.self)
         router.add(middleware: JSendMiddleware(allowedMethods: Self.allowedMethods, logger: logger))
         router.add(middleware: SynchronizeMiddleware(coordinator: coordinator))
+        router.get(RouterPath(OpenAPIDocument.path)) { _, _ in OpenAPIDocument.response() }
         router.get("/api/v2/status") { _, _ in try await JSend.success(status(v1: false)) }
         router.get("/status") { _, _ in try await JSend.success(status(v1: true)) }
         router.get("/api/v2/quote") { request, _ in try await JSend.success(quote(request, v1: false)) }
@@ -65,7 +66,7 @@ struct ClientAPI: Sendable {
         router.get("/manifest") { _, _ in try await JSend.success(manifest(v1: true)) }
         router.post("/api/v2/manifest") { request, _ in
             let body = try await request.body.collect(upTo: maximumBodySize)
-            return try await JSend.success(setManifest(try Self.manifestField(Array(buffer: body))))
+            return try await JSend.success(setManifest(try ClientRequestBodies.manifest(Array(buffer: body))))
         }
         router.post("/manifest") { request, _ in
             let body = try await request.body.collect(upTo: maximumBodySize)
@@ -146,12 +147,6 @@ struct ClientAPI: Sendable {
             JSONMember("RecoverySecrets", Self.recoverySecrets(result.recoverySecrets)),
             JSONMember("Warnings", .array(result.warnings.map { .string($0.description) })),
         ])
-    }
-
-    /// The manifest from a v2 body `{"manifest": base64}`. Go matches field names without
-    /// regard to case, so we do too; any other field is refused.
-    static func manifestField(_ body: [UInt8]) throws -> [UInt8] {
-        try RequestBody.base64(RequestBody.fields(body, allowed: ["manifest"]), "manifest", shown: "manifest")
     }
 }
 

@@ -7,6 +7,7 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Hummingbird
+import HummingbirdCore
 import HummingbirdTLS
 import Logging
 import Manifest
@@ -137,8 +138,13 @@ public struct CoordinatorServer: Sendable {
         transportConfig.rpc.maxRequestPayloadSize = configuration.maximumActivationRequestSize
         transportConfig.connection.maxIdleTime = configuration.connectionTimeout
         let idleTimeout = configuration.connectionTimeout
+        // A marble needs one stream at a time; a peer may not open more than a few.
+        transportConfig.http2.maxConcurrentStreams = Self.maximumConcurrentStreams
+        let meshLimit = ConnectionLimit(
+            listener: "mesh", maximum: configuration.maximumConnections, logger: logger)
         transportConfig.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in
-            IdleConnectionCloser.install(on: channel, timeout: idleTimeout)
+            guard meshLimit.admit(channel) else { return channel.eventLoop.makeFailedFuture(ConnectionLimitReached()) }
+            return IdleConnectionCloser.install(on: channel, timeout: idleTimeout)
         }
         let transport = HTTP2ServerTransport.Posix(
             address: try .listening(on: configuration.meshAddress),
@@ -171,6 +177,14 @@ public struct CoordinatorServer: Sendable {
         logger.notice("Coordinator stopped")
     }
 
+    /// HTTP/1.1 header limits of the client API: no request of the API needs more than a
+    /// client certificate's worth of headers.
+    static let maximumHeaderFieldSize = 16 << 10
+    static let maximumHeaderListSize = 64 << 10
+    static let maximumHeaderFieldCount = 100
+    /// Concurrent HTTP/2 streams a mesh connection may open.
+    static let maximumConcurrentStreams = 16
+
     /// The client API's HTTPS server: TLS 1.2+, a client certificate requested but optional
     /// (users are matched to the manifest byte for byte, not by a CA).
     func clientApplication(_ router: Router<ClientRequestContext>, certificate: [UInt8], key: [UInt8]) throws
@@ -181,14 +195,18 @@ public struct CoordinatorServer: Sendable {
             privateKey: .privateKey(try NIOSSLPrivateKey(bytes: key, format: .der)))
         tls.minimumTLSVersion = .tlsv12
         tls.certificateVerification = .optionalVerification
+        let http = HTTP1Channel.Configuration(
+            idleTimeout: TimeAmount(configuration.connectionTimeout),
+            httpDecoderConfiguration: .init(
+                maxHeaderFieldSize: Self.maximumHeaderFieldSize, maxHeaderListSize: Self.maximumHeaderListSize,
+                maxHeaderFieldCount: Self.maximumHeaderFieldCount))
         return Application(
             router: router,
-            server: try .tls(
-                .http1(
-                    configuration: .init(
-                        idleTimeout: TimeAmount(configuration.connectionTimeout))),
-                configuration: TLSChannelConfiguration(
-                    tlsConfiguration: tls, customAsyncVerificationCallback: { _ in .certificateVerified })),
+            server: .limitedTLS(
+                http: http,
+                tls: TLSChannelConfiguration(
+                    tlsConfiguration: tls, customAsyncVerificationCallback: { _ in .certificateVerified }),
+                limit: ConnectionLimit(listener: "client", maximum: configuration.maximumConnections, logger: logger)),
             configuration: ApplicationConfiguration(
                 address: .hostname(configuration.clientAddress.host, port: configuration.clientAddress.port),
                 serverName: "marblerun-swift"),

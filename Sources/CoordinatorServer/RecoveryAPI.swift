@@ -30,7 +30,9 @@ struct RecoveryAPI: Sendable {
     static let allowedMethods: [String: [HTTPRequest.Method]] = {
         var methods: [String: [HTTPRequest.Method]] = [:]
         for path in ClientAPI.paths { methods[path] = [.get, .post] }
-        for path in ["/api/v2/status", "/status", "/api/v2/quote", "/quote", "/api/v2/recover/public-key"] {
+        for path in [
+            "/api/v2/status", "/status", "/api/v2/quote", "/quote", "/api/v2/recover/public-key", OpenAPIDocument.path,
+        ] {
             methods[path] = [.get]
         }
         for path in ["/api/v2/recover", "/recover"] { methods[path] = [.post] }
@@ -40,6 +42,7 @@ struct RecoveryAPI: Sendable {
     func router() -> Router<ClientRequestContext> {
         let router = Router(context: ClientRequestContext.self)
         router.add(middleware: JSendMiddleware(allowedMethods: Self.allowedMethods, logger: logger))
+        router.get(RouterPath(OpenAPIDocument.path)) { _, _ in OpenAPIDocument.response() }
         router.get("/api/v2/status") { _, _ in JSend.success(status(v1: false)) }
         router.get("/status") { _, _ in JSend.success(status(v1: true)) }
         router.get("/api/v2/quote") { request, _ in
@@ -89,14 +92,7 @@ struct RecoveryAPI: Sendable {
     /// `{"manifest": base64, "overwriteSealedState": true}`: only with the explicit flag does a
     /// new manifest replace the sealed state, which is then gone for good.
     func overwriteManifest(_ body: [UInt8]) async throws -> JSONValue {
-        let fields = try RequestBody.fields(body, allowed: ["manifest", "overwritesealedstate"])
-        guard case .bool(true)? = fields["overwritesealedstate"] else {
-            throw CoordinatorError(
-                .wrongState,
-                "the Coordinator is in recovery mode: recover its state (marblerun recover), or discard it for good by sending the manifest with \"overwriteSealedState\": true (marblerun manifest set --overwrite-sealed-state)"
-            )
-        }
-        let manifest = try RequestBody.base64(fields, "manifest", shown: "manifest")
+        let manifest = try ClientRequestBodies.overwritingManifest(body)
         // Nothing is discarded for a manifest that would be refused: checked exactly as the
         // fresh state will check it.
         let document = ManifestDocument.parse(manifest, options: manifestOptions)
@@ -126,9 +122,7 @@ struct RecoveryAPI: Sendable {
 
     /// `{"recoverySecret": base64, "recoverySecretSignature": base64}` → `{remaining, message}`.
     func recover(_ body: [UInt8]) async throws -> JSONValue {
-        let fields = try RequestBody.fields(body, allowed: ["recoverysecret", "recoverysecretsignature"])
-        let secret = try RequestBody.base64(fields, "recoverysecret", shown: "recoverySecret")
-        let signature = try RequestBody.base64(fields, "recoverysecretsignature", shown: "recoverySecretSignature")
+        let (secret, signature) = try ClientRequestBodies.recoverySecret(body)
         let remaining = try await recovery.recover(secret: secret, signature: signature)
         logger.notice("recovery secret accepted", metadata: ["remaining": "\(remaining)"])
         let message =

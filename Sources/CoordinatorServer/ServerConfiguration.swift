@@ -77,6 +77,9 @@ public struct ServerConfiguration: Sendable {
     /// How long a connection to either API may stay idle — including one whose TLS handshake
     /// never ends — before it is closed; without it stalled connections were kept for ever.
     public var connectionTimeout: Duration = .seconds(30)
+    /// Open connections each listener (client API, mesh) keeps at most; more are closed as soon
+    /// as they are accepted, counted and logged (`ConnectionLimit`).
+    public var maximumConnections = 4096
 
     public init() {}
 

@@ -5,9 +5,10 @@ import _CryptoExtras
 
 /// Self-signed certificates and keys made on the fly for tests, so no key material is committed.
 public enum TestCertificates {
-    /// A self-signed P-256 certificate in PEM.
-    public static func ecdsa(commonName: String) throws -> String {
-        let key = P256.Signing.PrivateKey()
+    /// A self-signed P-256 certificate in PEM, for `key` or a new one.
+    public static func ecdsa(commonName: String, key: P256.Signing.PrivateKey = P256.Signing.PrivateKey()) throws
+        -> String
+    {
         return try selfSigned(commonName: commonName, key: Certificate.PrivateKey(key), algorithm: .ecdsaWithSHA256)
     }
 

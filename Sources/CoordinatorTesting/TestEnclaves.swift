@@ -64,8 +64,12 @@ public struct TestEnclaves: Sendable {
 
     /// A minimal 64-bit ELF file with one section `name` holding `prefix` and the SIGSTRUCT.
     public func elf(section name: String, prefix: [UInt8] = [UInt8](repeating: 0xAB, count: 89)) -> [UInt8] {
+        Self.elf(section: name, content: prefix + sigstruct)
+    }
+
+    /// A minimal 64-bit ELF file with one section `name` holding `content`.
+    public static func elf(section name: String, content: [UInt8]) -> [UInt8] {
         let names = [0] + Array(".shstrtab".utf8) + [0] + Array(name.utf8) + [0]
-        let content = prefix + sigstruct
         let contentOffset = 64
         let namesOffset = contentOffset + content.count
         let tableOffset = namesOffset + names.count

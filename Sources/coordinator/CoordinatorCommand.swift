@@ -93,6 +93,11 @@ struct CoordinatorCommand: AsyncParsableCommand {
             "Seconds a connection may stay idle, or stalled before its TLS handshake ends, before it is closed, 1–3600 (EDG_COORDINATOR_CONNECTION_TIMEOUT)."
     )
     var connectionTimeout: String?
+    @Option(
+        help:
+            "Open connections each listener (client API, mesh) accepts at most; more are closed at once, counted in coordinator_connections_refused_total and logged, 1–1000000 (EDG_COORDINATOR_MAX_CONNECTIONS, default 4096)."
+    )
+    var maxConnections: String?
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
@@ -184,6 +189,12 @@ struct CoordinatorCommand: AsyncParsableCommand {
                 throw ValidationError("connection timeout \(text.prefix(20)): give whole seconds, 1–3600")
             }
             configuration.connectionTimeout = .seconds(seconds)
+        }
+        if let text = setting(maxConnections, "EDG_COORDINATOR_MAX_CONNECTIONS") {
+            guard let count = Int(text), (1...1_000_000).contains(count) else {
+                throw ValidationError("maximum connections \(text.prefix(20)): give a whole number, 1–1000000")
+            }
+            configuration.maximumConnections = count
         }
 
         let logger = Logger(label: "coordinator")

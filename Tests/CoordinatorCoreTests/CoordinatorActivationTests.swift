@@ -170,7 +170,7 @@ func pemBlocks(_ bytes: [UInt8]?) -> [[UInt8]] {
 
     enum Rejection: String, CaseIterable {
         case otherSigner, olderVersion, debugEnclave, outdatedPlatform, replayedQuote, unknownType, limitReached,
-            badCSR, badUUID
+            badCSR, badUUID, csrForAnotherKey
     }
 
     @Test(arguments: Rejection.allCases)
@@ -211,6 +211,13 @@ func pemBlocks(_ bytes: [UInt8]?) -> [[UInt8]] {
             broken.uuid = "not-a-uuid"
             request = broken
             expected = .invalidRequest
+        case .csrForAnotherKey:
+            // The quote binds the TLS key; a certificate for any other key would let the mesh
+            // identity live outside the attested enclave.
+            var swapped = try marble.request(fixture.platform, enclave: enclave, type: type)
+            swapped.csr = try TestMarble().csr
+            request = swapped
+            expected = .keyBinding
         }
         let before = try await fixture.coordinator.activationCount("backend")
         let finalRequest = try request ?? marble.request(fixture.platform, enclave: enclave, type: type)

@@ -47,6 +47,14 @@ import Testing
         try #require(made.status == 0, "\(made.stderr)")
 
         let (client, mesh) = (coordinator.clientPort, coordinator.meshPort)
+        // Memory before: after one activation and one status answer, so that first-use
+        // allocations (collateral, the PKI, TLS contexts) are not counted as the flood's.
+        let warmUp = try TestMarble()
+        _ = try await CoordinatorBinaryTests.pythonActivate(
+            coordinator, rootFile: rootFile, marble: warmUp, quote: try warmUp.quote(platform, enclave: enclave))
+        _ = try await coordinator.request("GET", "/api/v2/status")
+        let before = try #require(coordinator.residentMemory())
+        var peak = before
         async let clientTCP = Self.flood(port: client, count: 1000, mode: "tcp")
         async let clientTLS = Self.flood(port: client, count: 500, mode: "tls")
         async let clientHTTP = Self.flood(port: client, count: 50, mode: "https")
@@ -64,6 +72,7 @@ import Testing
             let activation = try await CoordinatorBinaryTests.pythonActivate(
                 coordinator, rootFile: rootFile, marble: marble, quote: try marble.quote(platform, enclave: enclave))
             if activation.status == 0 { activated += 1 } else { Issue.record("activation: \(activation.json)") }
+            peak = max(peak, coordinator.residentMemory() ?? 0)
             try await Task.sleep(for: .milliseconds(500))
         }
         #expect(answered == 4 && activated == 4)
@@ -79,21 +88,67 @@ import Testing
                 "\(name): \(flood.still_open) of \(flood.opened) still open 15 s after they were (the timeout is 2 s): \(flood)"
             )
         }
-        let after = try await coordinator.request("GET", "/api/v2/status")
-        #expect(after.status == 200)
+        let answer = try await coordinator.request("GET", "/api/v2/status")
+        #expect(answer.status == 200)
+        // Memory is measured, not yet asserted: in a debug build RSS stayed near 126 MiB after the
+        // flood against 66 MiB before (issue 15 note); whether the allocator or we keep it is open.
+        let after = try #require(coordinator.residentMemory())
+        print(
+            "ConnectionHygieneTests: RSS before \(before >> 20) MiB, peak \(peak >> 20) MiB, after \(after >> 20) MiB")
         #expect(await coordinator.stop() == 0)
     }
 
-    @Test func aConnectionTimeoutOutOfRangeIsRefused() async throws {
+    static func metric(_ text: String, _ name: String, listener: String) -> Double? {
+        text.split(separator: "\n").first { $0.hasPrefix("\(name){listener=\"\(listener)\"}") }
+            .flatMap { $0.split(separator: " ").last.flatMap { Double($0) } }
+    }
+
+    @Test func connectionsOverTheCapAreClosedAtOnceCountedAndLogged() async throws {
         let coordinator = try CoordinatorProcess()
-        for value in ["0", "3601", "soon"] {
-            let run = try await ProcessRunner.run(
-                CoordinatorProcess.binary,
-                [
-                    "--simulation", coordinator.simulationDirectory.path, "--seal-dir", coordinator.directory.path,
-                    "--connection-timeout", value,
-                ])
-            #expect(run.status != 0 && run.stderr.contains("connection timeout"), "\(value): \(run.stderr)")
+        try await coordinator.start(extraArguments: ["--max-connections", "100", "--connection-timeout", "60"])
+        let (client, mesh) = (coordinator.clientPort, coordinator.meshPort)
+        async let clientFlood = Self.flood(port: client, count: 150, mode: "tcp", seconds: 4)
+        async let meshFlood = Self.flood(port: mesh, count: 150, mode: "tcp", seconds: 4)
+        let floods = try await [("client", clientFlood), ("mesh", meshFlood)]
+        for (name, flood) in floods {
+            // 100 held (the timeout is a minute), the other 50 closed as soon as they were accepted.
+            #expect(flood.opened == 150 && flood.closed == 50 && flood.still_open == 100, "\(name): \(flood)")
         }
+        // The flood's connections are gone with its process: the client API answers again.
+        let deadline = ContinuousClock.now + .seconds(30)
+        var status = 0
+        while ContinuousClock.now < deadline {
+            status = (try? await coordinator.request("GET", "/api/v2/status"))?.status ?? 0
+            if status == 200 { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(status == 200)
+        let metrics = try await coordinator.curl(["http://127.0.0.1:\(coordinator.metricsPort)/metrics"]).stdout
+        for listener in ["client", "mesh"] {
+            #expect(
+                Self.metric(metrics, "coordinator_connections_refused_total", listener: listener) == 50,
+                "\(metrics.split(separator: "\n").filter { $0.contains("coordinator_connections") })")
+            #expect(Self.metric(metrics, "coordinator_connections_open", listener: listener) != nil)
+        }
+        let log = coordinator.log()
+        #expect(log.contains("connection limit reached"), "\(log.suffix(1000))")
+        #expect(log.contains("listener=client") && log.contains("listener=mesh"), "\(log.suffix(1000))")
+        #expect(await coordinator.stop() == 0)
+    }
+
+    @Test(arguments: [
+        ("--connection-timeout", "0", "connection timeout"), ("--connection-timeout", "3601", "connection timeout"),
+        ("--connection-timeout", "soon", "connection timeout"), ("--max-connections", "0", "maximum connections"),
+        ("--max-connections", "1000001", "maximum connections"), ("--max-connections", "many", "maximum connections"),
+    ])
+    func aConnectionSettingOutOfRangeIsRefused(_ flag: String, _ value: String, _ named: String) async throws {
+        let coordinator = try CoordinatorProcess()
+        let run = try await ProcessRunner.run(
+            CoordinatorProcess.binary,
+            [
+                "--simulation", coordinator.simulationDirectory.path, "--seal-dir", coordinator.directory.path, flag,
+                value,
+            ])
+        #expect(run.status != 0 && run.stderr.contains(named), "\(flag) \(value): \(run.stderr)")
     }
 }

@@ -109,6 +109,16 @@ final class CoordinatorProcess: @unchecked Sendable {
         return status
     }
 
+    /// The running process's resident memory in bytes (VmRSS of /proc/PID/status).
+    func residentMemory() -> Int? {
+        guard let process,
+            let status = try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+            let kibibytes = Int(line.split(separator: " ").dropFirst().first ?? "")
+        else { return nil }
+        return kibibytes << 10
+    }
+
     func log() -> String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
 
     /// Runs curl (a client we did not write) and returns its result.

@@ -30,26 +30,32 @@ public enum EnclaveImage {
             }
             return try sigstruct(at: file)
         }
-        let bytes = try read(path)
+        return (try sigstruct(in: try read(path), named: path), path)
+    }
+
+    /// The SIGSTRUCT in the bytes of an enclave file: an ELF file's `.note.sgxmeta` or `.oeinfo`
+    /// section, or anything else searched whole (a Gramine `.sig` file, a dumped section).
+    /// `name` says in errors which file the bytes came from.
+    public static func sigstruct(in bytes: [UInt8], named name: String) throws(AttestationError) -> Sigstruct {
         if bytes.starts(with: [0x7F, 0x45, 0x4C, 0x46]) {
             let sections = try ELFSections(bytes)
-            for name in [".note.sgxmeta", ".oeinfo"] {
-                guard let range = sections.range(of: name) else { continue }
+            for section in [".note.sgxmeta", ".oeinfo"] {
+                guard let range = sections.range(of: section) else { continue }
                 guard let found = Sigstruct.find(in: Array(bytes[range])) else {
                     throw AttestationError(
-                        .policy, "\(path) has a \(name) section but no SIGSTRUCT in it: is the enclave signed?")
+                        .policy, "\(name) has a \(section) section but no SIGSTRUCT in it: is the enclave signed?")
                 }
-                return (found, path)
+                return found
             }
             throw AttestationError(
                 .policy,
-                "\(path) is an ELF file without .note.sgxmeta or .oeinfo: not an SGX SDK, Occlum, EGo or Open Enclave enclave (a simulated identity needs --simulation)"
+                "\(name) is an ELF file without .note.sgxmeta or .oeinfo: not an SGX SDK, Occlum, EGo or Open Enclave enclave (a simulated identity needs --simulation)"
             )
         }
         guard let found = Sigstruct.find(in: bytes) else {
-            throw AttestationError(.policy, "\(path) holds no SIGSTRUCT (is it a Gramine .sig file?)")
+            throw AttestationError(.policy, "\(name) holds no SIGSTRUCT (is it a Gramine .sig file?)")
         }
-        return (found, path)
+        return found
     }
 
     static func read(_ path: String) throws(AttestationError) -> [UInt8] {

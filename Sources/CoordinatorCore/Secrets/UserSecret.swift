@@ -20,7 +20,7 @@ public struct UserSecret: Sendable, Hashable {
 
     /// The secret as stored, after checking it against the manifest's definition. Errors name
     /// the secret and the problem, never the value.
-    func value(for definition: Manifest.Secret, name: String) throws(CoordinatorError) -> SecretValue {
+    public func value(for definition: Manifest.Secret, name: String) throws(CoordinatorError) -> SecretValue {
         func refuse(_ reason: String) -> CoordinatorError {
             CoordinatorError(.invalidRequest, "secret \(name) (\(definition.type)): \(reason)")
         }

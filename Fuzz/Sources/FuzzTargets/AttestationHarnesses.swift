@@ -15,12 +15,16 @@ enum RealCollateral {
         try TestData.bytes("dcap/dcap-qvl/\(name)_collateral.json")
     }
 
-    /// The exact signed text of `member` (`tcb_info`, `qe_identity`) in a dcap-qvl bundle.
-    static func signedText(_ member: String, of bundle: String) throws -> [UInt8] {
+    /// The string `member` of a dcap-qvl bundle (`tcb_info`, `qe_identity` are the exact signed text).
+    static func member(_ member: String, of bundle: String) throws -> String {
         guard case .object(let members) = try JSONParser().parse(try Self.bundle(bundle)),
             case .string(let text)? = members.first(where: { $0.key == member })?.value
         else { throw FuzzSetupError("\(bundle): no \(member)") }
-        return Array(text.utf8)
+        return text
+    }
+
+    static func signedText(_ name: String, of bundle: String) throws -> [UInt8] {
+        Array(try member(name, of: bundle).utf8)
     }
 }
 
@@ -103,9 +107,7 @@ struct CRLHarness: FuzzHarness {
     }
 
     static func chainCertificates() throws -> [Certificate] {
-        guard case .object(let members) = try JSONParser().parse(try RealCollateral.bundle("sgx_quote")),
-            case .string(let chain)? = members.first(where: { $0.key == "pck_crl_issuer_chain" })?.value
-        else { return [] }
+        let chain = try RealCollateral.member("pck_crl_issuer_chain", of: "sgx_quote")
         return try PEMDocument.parseMultiple(pemString: chain).map { try Certificate(derEncoded: $0.derBytes) }
     }
 
@@ -113,13 +115,11 @@ struct CRLHarness: FuzzHarness {
         var seeds = try ["dcap/intel-qvl-sample/rootCaCrl.der", "dcap/intel-qvl-sample/intermediateCaCrl.der"].map {
             ($0, try TestData.bytes($0))
         }
-        guard case .object(let members) = try JSONParser().parse(try RealCollateral.bundle("sgx_quote")) else {
-            return seeds
-        }
         for key in ["root_ca_crl", "pck_crl"] {
-            if case .string(let hex)? = members.first(where: { $0.key == key })?.value, let der = Hex.decode(hex) {
-                seeds.append(("sgx_quote \(key)", der))
+            guard let der = Hex.decode(try RealCollateral.member(key, of: "sgx_quote")) else {
+                throw FuzzSetupError("sgx_quote: \(key) is not hex")
             }
+            seeds.append(("sgx_quote \(key)", der))
         }
         return seeds
     }

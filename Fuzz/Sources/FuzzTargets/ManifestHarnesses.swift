@@ -10,7 +10,7 @@ struct ManifestHarness: FuzzHarness {
     init() {}
 
     static func seeds() throws -> [(name: String, bytes: [UInt8])] {
-        var seeds = try TestData.manifestNames.map { ("manifests/\($0)", try TestData.bytes("manifests/\($0)")) }
+        var seeds = try sampleManifests()
         seeds.append(("activation manifest", ActivationManifest.bytes(signerID: [UInt8](repeating: 7, count: 32))))
         seeds.append(("yaml", Array(TemplateHarness.yamlManifest.utf8)))
         return seeds
@@ -104,7 +104,7 @@ struct JSONHarness: FuzzHarness {
     init() {}
 
     static func seeds() throws -> [(name: String, bytes: [UInt8])] {
-        var seeds = try TestData.manifestNames.map { ("manifests/\($0)", try TestData.bytes("manifests/\($0)")) }
+        var seeds = try sampleManifests()
         seeds.append(("sgx collateral", try RealCollateral.bundle("sgx_quote")))
         seeds.append(("numbers", Array(#"[0,-0,1e5,1E-5,-1.5e+300,18446744073709551615,"\u00e9\ud83d\ude00\n"]"#.utf8)))
         return seeds
@@ -119,4 +119,9 @@ struct JSONHarness: FuzzHarness {
         precondition(again.serialized() == text, "the serialized form does not parse back to itself")
         return true
     }
+}
+
+/// MarbleRun's sample manifests from `../shared/testdata/manifests`.
+func sampleManifests() throws -> [(name: String, bytes: [UInt8])] {
+    try TestData.manifestNames.map { ("manifests/\($0)", try TestData.bytes("manifests/\($0)")) }
 }

@@ -172,6 +172,8 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
             ]
@@ -254,6 +256,7 @@ let package = Package(
             name: "coordinator-bench",
             dependencies: [
                 "CoordinatorTesting", "MeshAPI", "Attestation", "CoordinatorCore", "Store",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -266,8 +269,9 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             path: "Benchmarks/coordinator-bench"),
-        // Fuzz targets (one per input surface) and `marblerun-fuzz`, the program scripts/fuzz
-        // builds with libFuzzer; in an ordinary build it lists targets, writes seeds, replays inputs.
+        // Fuzz targets (one per input surface); `marblerun-fuzz`, libFuzzer's entry points, which
+        // scripts/fuzz builds with -sanitize=fuzzer; `marblerun-fuzz-corpus` lists targets, writes
+        // seeds and replays inputs in an ordinary build.
         .target(
             name: "FuzzTargets",
             dependencies: [
@@ -281,6 +285,8 @@ let package = Package(
             path: "Fuzz/Sources/FuzzTargets"
         ),
         .executableTarget(name: "marblerun-fuzz", dependencies: ["FuzzTargets"], path: "Fuzz/Sources/marblerun-fuzz"),
+        .executableTarget(
+            name: "marblerun-fuzz-corpus", dependencies: ["FuzzTargets"], path: "Fuzz/Sources/marblerun-fuzz-corpus"),
         .executableTarget(
             name: "bench", dependencies: ["Manifest", "CoordinatorTesting", "Attestation"], path: "Benchmarks/bench"),
         .testTarget(

@@ -1,7 +1,7 @@
 import Attestation
 import CoordinatorCore
-import Foundation
 import CoordinatorTesting
+import Foundation
 import Store
 
 /// `coordinator-bench stores [seconds]`: in-process activations (64 concurrent, each a full quote

@@ -1,10 +1,10 @@
 import Attestation
 import CoordinatorCore
+import CoordinatorTesting
 import Crypto
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
-import CoordinatorTesting
 import MeshAPI
 import NIOCore
 import NIOPosix
@@ -14,6 +14,7 @@ import Store
 import X509
 
 // Coordinator benchmarks: `swift build -c release --product coordinator && swift run -c release coordinator-bench [seconds]`.
+// `coordinator-bench scale [SIZES] [SECONDS]` and `coordinator-bench soak [MINUTES] [RATE]`: ScaleBench.
 // Runs the release `coordinator` binary (simulation, SQLite store) as its own process and measures
 // start → serving, marble activations with 64 concurrent clients (a new mutual-TLS connection and
 // a full quote verification per activation), and, in the same run, the bare NIO mutual-TLS
@@ -24,6 +25,19 @@ let products = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksI
 
 if arguments.first == "stores" {
     try await StoreBench.run(seconds: arguments.dropFirst().first.flatMap(Double.init) ?? 10)
+    exit(0)
+}
+if arguments.first == "scale" {
+    let sizes =
+        arguments.dropFirst().first.map { $0.split(separator: ",").compactMap { Int($0) } } ?? [1_000, 10_000, 100_000]
+    try await ScaleBench.run(
+        products: products, sizes: sizes, seconds: arguments.dropFirst(2).first.flatMap(Double.init) ?? 10)
+    exit(0)
+}
+if arguments.first == "soak" {
+    try await ScaleBench.soak(
+        products: products, minutes: arguments.dropFirst().first.flatMap(Double.init) ?? 10,
+        rate: arguments.dropFirst(2).first.flatMap(Double.init) ?? 500)
     exit(0)
 }
 if arguments.first == "handshake-server" {

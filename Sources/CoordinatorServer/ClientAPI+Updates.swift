@@ -23,7 +23,8 @@ extension ClientAPI {
             router.get(RouterPath(path)) { _, _ in try await JSend.success(pendingUpdate()) }
             router.post(RouterPath(path)) { request, context in
                 let body = try await request.body.collect(upTo: maximumBodySize)
-                return try await JSend.success(acknowledge(try ClientRequestBodies.manifest(Array(buffer: body)), context))
+                return try await JSend.success(
+                    acknowledge(try ClientRequestBodies.manifest(Array(buffer: body)), context))
             }
         }
         for path in ["/api/v2/update-cancel", "/update-cancel"] {

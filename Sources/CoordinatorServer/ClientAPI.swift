@@ -35,10 +35,16 @@ struct ClientAPI: Sendable {
         "/api/v2/status", "/api/v2/quote", "/api/v2/manifest", "/status", "/quote", "/manifest",
     ]).union(userPaths).union(updatePaths).union(featurePaths).union(replicaPaths)
 
+    /// The recovery endpoints answer 409 outside recovery mode (RecoveryAPI serves them in it).
+    static let recoveryPaths: [String: HTTPRequest.Method] = [
+        "/api/v2/recover": .post, "/recover": .post, "/api/v2/recover/public-key": .get,
+    ]
+
     /// The methods each path answers (the `Allow` header of a 405); a test checks it against the routes.
     static let allowedMethods: [String: [HTTPRequest.Method]] = {
         var methods: [String: [HTTPRequest.Method]] = [:]
         for path in paths { methods[path] = [.post] }
+        for (path, method) in recoveryPaths { methods[path] = [method] }
         for path in [
             "/api/v2/status", "/status", "/api/v2/quote", "/quote", OpenAPIDocument.path,
         ] {
@@ -76,8 +82,14 @@ struct ClientAPI: Sendable {
         addUpdateRoutes(to: router)
         addFeatureRoutes(to: router)
         addReplicaRoutes(to: router)
+        for (path, method) in Self.recoveryPaths {
+            router.on(RouterPath(path), method: method) { _, _ -> Response in throw Self.notInRecovery }
+        }
         return router
     }
+
+    static let notInRecovery = CoordinatorError(
+        .wrongState, "the Coordinator is not in recovery mode: there is nothing to recover")
 
     func status(v1: Bool) async throws -> JSONValue {
         let state = await coordinator.state

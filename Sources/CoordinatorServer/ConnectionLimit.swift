@@ -21,12 +21,15 @@ final class ConnectionLimit: Sendable {
     private let refusals = Mutex<(count: Int, lastWarning: ContinuousClock.Instant?)>((0, nil))
     private let openGauge: Gauge
     private let refusedCounter: Counter
+    private let trimmer: HeapTrimmer?
     static let warningInterval: Duration = .seconds(10)
 
-    init(listener: String, maximum: Int, logger: Logger) {
+    /// `trimmer` hears of every connection that closes.
+    init(listener: String, maximum: Int, logger: Logger, trimmer: HeapTrimmer? = nil) {
         self.listener = listener
         self.maximum = maximum
         self.logger = logger
+        self.trimmer = trimmer
         openGauge = Gauge(label: "coordinator_connections_open", dimensions: [("listener", listener)])
         refusedCounter = Counter(label: "coordinator_connections_refused_total", dimensions: [("listener", listener)])
         openGauge.record(0)
@@ -45,6 +48,7 @@ final class ConnectionLimit: Sendable {
         openGauge.record(count)
         channel.closeFuture.whenComplete { [self] _ in
             openGauge.record(open.wrappingSubtract(1, ordering: .relaxed).newValue)
+            trimmer?.connectionClosed()
         }
         return true
     }

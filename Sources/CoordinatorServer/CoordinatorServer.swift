@@ -25,10 +25,13 @@ import X509
 public struct CoordinatorServer: Sendable {
     public let configuration: ServerConfiguration
     public let logger: Logger
+    /// Both listeners' closed connections, for returning their memory after a burst.
+    let heapTrimmer: HeapTrimmer
 
     public init(configuration: ServerConfiguration, logger: Logger) {
         self.configuration = configuration
         self.logger = logger
+        heapTrimmer = HeapTrimmer(logger: logger)
     }
 
     /// Runs until a termination signal; throws when start-up is impossible, saying why.
@@ -141,7 +144,7 @@ public struct CoordinatorServer: Sendable {
         // A marble needs one stream at a time; a peer may not open more than a few.
         transportConfig.http2.maxConcurrentStreams = Self.maximumConcurrentStreams
         let meshLimit = ConnectionLimit(
-            listener: "mesh", maximum: configuration.maximumConnections, logger: logger)
+            listener: "mesh", maximum: configuration.maximumConnections, logger: logger, trimmer: heapTrimmer)
         transportConfig.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in
             guard meshLimit.admit(channel) else { return channel.eventLoop.makeFailedFuture(ConnectionLimitReached()) }
             return IdleConnectionCloser.install(on: channel, timeout: idleTimeout)
@@ -164,7 +167,7 @@ public struct CoordinatorServer: Sendable {
                 services: [MeshService(coordinator: coordinator, logger: logger)]),
             transport: transport, address: configuration.meshAddress, logger: logger)
 
-        var services: [any Service] = [client, mesh]
+        var services: [any Service] = [client, mesh, heapTrimmer]
         if let registry, let address = configuration.prometheusAddress {
             services.append(MetricsEndpoint.application(registry: registry, address: address, logger: logger))
         }
@@ -196,6 +199,7 @@ public struct CoordinatorServer: Sendable {
         tls.minimumTLSVersion = .tlsv12
         tls.certificateVerification = .optionalVerification
         let http = HTTP1Channel.Configuration(
+            additionalChannelHandlers: [ParserErrorEnvelope()],
             idleTimeout: TimeAmount(configuration.connectionTimeout),
             httpDecoderConfiguration: .init(
                 maxHeaderFieldSize: Self.maximumHeaderFieldSize, maxHeaderListSize: Self.maximumHeaderListSize,
@@ -206,7 +210,9 @@ public struct CoordinatorServer: Sendable {
                 http: http,
                 tls: TLSChannelConfiguration(
                     tlsConfiguration: tls, customAsyncVerificationCallback: { _ in .certificateVerified }),
-                limit: ConnectionLimit(listener: "client", maximum: configuration.maximumConnections, logger: logger)),
+                limit: ConnectionLimit(
+                    listener: "client", maximum: configuration.maximumConnections, logger: logger,
+                    trimmer: heapTrimmer)),
             configuration: ApplicationConfiguration(
                 address: .hostname(configuration.clientAddress.host, port: configuration.clientAddress.port),
                 serverName: "marblerun-swift"),

@@ -11,21 +11,22 @@ enum JSend {
 
     /// A refusal. The message is repeated at the top level, where MarbleRun's CLI reads it.
     static func failure(_ status: HTTPResponse.Status, _ message: String) -> Response {
+        response(status, envelope(status, message))
+    }
+
+    /// The body of a refusal: `error` for 5xx, else `fail`.
+    static func envelope(_ status: HTTPResponse.Status, _ message: String) -> JSONValue {
         if status.code >= 500 {
-            return response(
-                status,
-                .object([
-                    JSONMember("status", .string("error")), JSONMember("data", .null),
-                    JSONMember("message", .string(message)),
-                ]))
-        }
-        return response(
-            status,
-            .object([
-                JSONMember("status", .string("fail")),
-                JSONMember("data", .object([JSONMember("message", .string(message))])),
+            return .object([
+                JSONMember("status", .string("error")), JSONMember("data", .null),
                 JSONMember("message", .string(message)),
-            ]))
+            ])
+        }
+        return .object([
+            JSONMember("status", .string("fail")),
+            JSONMember("data", .object([JSONMember("message", .string(message))])),
+            JSONMember("message", .string(message)),
+        ])
     }
 
     private static func response(_ status: HTTPResponse.Status, _ body: JSONValue) -> Response {

@@ -45,6 +45,7 @@ enum OpenAPIDocument {
            "Base64": {
             "type": "string",
             "contentEncoding": "base64",
+            "pattern": "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$",
             "description": "standard base64 (RFC 4648 §4), padded"
            },
            "Message": {
@@ -742,7 +743,7 @@ enum OpenAPIDocument {
             "description": "up to 1024 bytes, URL-safe base64, appended to the root certificate in the quote's report data hash",
             "schema": {
              "type": "string",
-             "pattern": "^[A-Za-z0-9_=-]*$"
+             "pattern": "^(?:(?:[A-Za-z0-9_-]{4}){0,340}(?:[A-Za-z0-9_-]{2}(?:==)?|[A-Za-z0-9_-]{3}=?)?|(?:[A-Za-z0-9_-]{4}){341}(?:[A-Za-z0-9_-]{2}(?:==)?)?)$"
             }
            },
            "secretNames": {
@@ -2012,7 +2013,7 @@ enum OpenAPIDocument {
              "recovery"
             ],
             "operationId": "getRecoveryKey",
-            "summary": "The ephemeral key to encrypt a recovery share to (recovery mode only)",
+            "summary": "The ephemeral key to encrypt a recovery share to (recovery mode only; 409 otherwise)",
             "responses": {
              "200": {
               "description": "the key",
@@ -2036,8 +2037,8 @@ enum OpenAPIDocument {
                }
               }
              },
-             "404": {
-              "$ref": "#/components/responses/NotFound"
+             "409": {
+              "$ref": "#/components/responses/Conflict"
              },
              "500": {
               "$ref": "#/components/responses/InternalError"

@@ -24,20 +24,17 @@ struct RecoveryAPI: Sendable {
     /// MarbleRun reads at most 20 KiB of a recovery request.
     static let maximumBodySize = 20 << 10
 
-    static let paths: Set<String> = ["/api/v2/recover", "/recover", "/api/v2/recover/public-key"]
+    static let paths = Set(ClientAPI.recoveryPaths.keys)
 
-    /// The methods each path answers in recovery mode (the `Allow` header of a 405).
-    static let allowedMethods: [String: [HTTPRequest.Method]] = {
-        var methods: [String: [HTTPRequest.Method]] = [:]
-        for path in ClientAPI.paths { methods[path] = [.get, .post] }
-        for path in [
-            "/api/v2/status", "/status", "/api/v2/quote", "/quote", "/api/v2/recover/public-key", OpenAPIDocument.path,
-        ] {
-            methods[path] = [.get]
-        }
-        for path in ["/api/v2/recover", "/recover"] { methods[path] = [.post] }
-        return methods
-    }()
+    /// The methods each path answers in recovery mode (the `Allow` header of a 405): the same as
+    /// in every other state, most of them with 409 until the state is recovered.
+    static var allowedMethods: [String: [HTTPRequest.Method]] { ClientAPI.allowedMethods }
+
+    /// What recovery mode serves; every other route of the client API answers 409.
+    static let served: Set<String> = [
+        "GET /api/v2/status", "GET /status", "GET /api/v2/quote", "GET /quote", "GET \(OpenAPIDocument.path)",
+        "GET /api/v2/recover/public-key", "POST /api/v2/recover", "POST /recover", "POST /api/v2/manifest",
+    ]
 
     func router() -> Router<ClientRequestContext> {
         let router = Router(context: ClientRequestContext.self)
@@ -74,12 +71,8 @@ struct RecoveryAPI: Sendable {
             return try await JSend.success(overwriteManifest(Array(buffer: body)))
         }
         // The rest of the client API exists, but not before recovery.
-        for path in ClientAPI.paths where !path.hasSuffix("status") && !path.hasSuffix("quote") {
-            if path == "/api/v2/manifest" {
-                router.get(RouterPath(path)) { _, _ -> Response in throw Self.notYet }
-                continue
-            }
-            for method in [HTTPRequest.Method.get, .post] {
+        for (path, methods) in ClientAPI.allowedMethods {
+            for method in methods where !Self.served.contains("\(method.rawValue) \(path)") {
                 router.on(RouterPath(path), method: method) { _, _ -> Response in throw Self.notYet }
             }
         }

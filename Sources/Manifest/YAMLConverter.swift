@@ -56,15 +56,31 @@ struct YAMLConverter {
     private func convert(_ scalar: Node.Scalar) throws(Failure) -> JSONValue {
         // Only plain scalars are typed; a quoted "true" or "8080" stays a string, as in YAML.
         guard scalar.style == .plain else { return .string(scalar.string) }
+        // The type is the one YAML's resolver gives the text; Yams' `int`/`float` accessors
+        // alone would read the number at the end of "https://db:5432".
         let node = Node.scalar(scalar)
-        if node.null != nil { return .null }
-        if let value = node.bool { return .bool(value) }
-        if let value = node.int { return .number(String(value)) }
-        if let value = node.float {
-            guard value.isFinite else {
-                throw Failure(reason: "'\(scalar.string.prefix(40))' has no JSON representation")
+        switch node.tag.description {
+        case Tag.Name.null.rawValue:
+            return .null
+        case Tag.Name.bool.rawValue:
+            if let value = node.bool { return .bool(value) }
+        case Tag.Name.int.rawValue:
+            if let value = node.int { return .number(String(value)) }
+            // Beyond Int (a UInt64 maximum, say): decimal digits are a JSON number as they stand.
+            let text = scalar.string
+            let unsigned = text.first == "-" || text.first == "+" ? text.dropFirst() : Substring(text)
+            if unsigned.first != "0", !unsigned.isEmpty, unsigned.allSatisfy({ ("0"..."9").contains($0) }) {
+                return .number((text.first == "-" ? "-" : "") + unsigned)
             }
-            return .number(value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : "\(value)")
+        case Tag.Name.float.rawValue:
+            if let value = node.float {
+                guard value.isFinite else {
+                    throw Failure(reason: "'\(scalar.string.prefix(40))' has no JSON representation")
+                }
+                return .number(value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : "\(value)")
+            }
+        default:
+            break
         }
         return .string(scalar.string)
     }

@@ -1,7 +1,7 @@
+import CoordinatorTesting
 import Crypto
 import Foundation
 import GRPCCore
-import CoordinatorTesting
 import SwiftASN1
 import Testing
 import X509

@@ -1,7 +1,7 @@
 import Attestation
 import AuditLog
-import Foundation
 import CoordinatorTesting
+import Foundation
 import MarbleKit
 import Synchronization
 import Testing

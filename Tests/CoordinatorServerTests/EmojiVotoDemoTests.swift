@@ -1,5 +1,5 @@
-import Foundation
 import CoordinatorTesting
+import Foundation
 import Testing
 
 /// README's quickstart, run as a test: `Examples/emojivoto/run --once` with the binaries built

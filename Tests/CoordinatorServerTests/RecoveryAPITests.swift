@@ -1,8 +1,8 @@
 import Attestation
 import AuditLog
 import CoordinatorCore
-import Foundation
 import CoordinatorTesting
+import Foundation
 import Testing
 import X509
 

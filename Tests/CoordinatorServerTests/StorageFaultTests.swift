@@ -1,5 +1,5 @@
-import Foundation
 import CoordinatorTesting
+import Foundation
 import Testing
 
 /// Whether this machine lets tests mount a small tmpfs (root with CAP_SYS_ADMIN).

@@ -1,8 +1,8 @@
 import Attestation
 import AuditLog
+import CoordinatorTesting
 import Crypto
 import Foundation
-import CoordinatorTesting
 import Testing
 import X509
 

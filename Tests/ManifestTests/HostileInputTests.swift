@@ -1,6 +1,6 @@
+import CoordinatorTesting
 import Foundation
 import Manifest
-import CoordinatorTesting
 import Testing
 
 /// 10,000 seeded mutations of valid manifests: none may crash or hang the checker, every

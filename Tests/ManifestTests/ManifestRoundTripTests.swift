@@ -82,6 +82,31 @@ import Testing
             ))
     }
 
+    /// A plain scalar is a number only when YAML's resolver says so: a URL with a port or a
+    /// dotted version stays a string. (A URL was read as its port number before.)
+    @Test func yamlPlainScalarsThatAreNotNumbersStayStrings() throws {
+        let yaml = """
+            Packages:
+              web:
+                UniqueID: "\(String(repeating: "ab", count: 32))"
+            Marbles:
+              web:
+                Package: web
+                Parameters:
+                  Env:
+                    URL: https://db.example:5432
+                    VERSION: 1.2.3
+                    HOSTPORT: db:5432
+
+            """
+        let document = ManifestDocument.parse(Array(yaml.utf8))
+        #expect(document.problems == [])
+        let env = try #require(document.manifest?.marbles["web"]?.parameters.env)
+        #expect(env["URL"]?.data == Array("https://db.example:5432".utf8))
+        #expect(env["VERSION"]?.data == Array("1.2.3".utf8))
+        #expect(env["HOSTPORT"]?.data == Array("db:5432".utf8))
+    }
+
     @Test func yamlAliasBombIsRefused() {
         var yaml = "a: &a [\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\",\"x\"]\n"
         for level in 1...9 {

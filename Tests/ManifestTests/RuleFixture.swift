@@ -1,6 +1,6 @@
+import CoordinatorTesting
 import Foundation
 import Manifest
-import CoordinatorTesting
 
 /// A manifest that uses every section and passes every rule, which each rule test breaks (or
 /// varies) in one place.

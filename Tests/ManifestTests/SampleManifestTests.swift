@@ -1,6 +1,6 @@
+import CoordinatorTesting
 import Foundation
 import Manifest
-import CoordinatorTesting
 import Testing
 
 /// The shared sample manifests behave as `../shared/testdata/README.md` says (in-process; the

@@ -9,7 +9,7 @@ import Synchronization
 public protocol FuzzHarness: Sendable {
     /// The name scripts/fuzz and `MARBLERUN_FUZZ_TARGET` use.
     static var name: String { get }
-    /// What the target reads, for `marblerun-fuzz list`.
+    /// What the target reads, for `marblerun-fuzz-corpus list`.
     static var surface: String { get }
     /// Inputs to start from: real artefacts from `../shared/testdata` and the tests' vectors.
     static func seeds() throws -> [(name: String, bytes: [UInt8])]

@@ -126,8 +126,8 @@ struct UserAPITests {
             Row(
                 method: "POST", path: "/api/v2/monotonic-counter", body: #"{"name":"n","value":1}"#,
                 statuses: [403, 403, 403, 403, 403, 403]),
-            // Recovery exists only in recovery mode.
-            Row(method: "POST", path: "/api/v2/recover", body: "{}", statuses: [404, 404, 404, 404, 404, 404]),
+            // Recovering is for recovery mode only: 409 in any other state.
+            Row(method: "POST", path: "/api/v2/recover", body: "{}", statuses: [409, 409, 409, 409, 409, 409]),
         ]
         var writes = 0
         for row in rows {

@@ -47,9 +47,21 @@ struct ParameterIssuer: Sendable {
         let marbleCert = try SecretValue.certificate(
             certificate, type: "cert-ecdsa", privateKey: Array(marbleKey.derRepresentation))
 
+        // Parsed first: the templates and TLS tags name the secrets this marble can see, and only
+        // those are made. Making every per-marble secret of the manifest on every activation made
+        // the cost of an activation grow with the manifest (100 certificates per activation with
+        // 1,000 secrets; BENCHMARKS.md, scale).
+        let files = try marble.parameters.files.map { path, value in
+            (path, value, try Self.parse(value, what: "file \(path)"))
+        }
+        let env = try marble.parameters.env.map { name, value in
+            (name, value, try Self.parse(value, what: "environment variable \(name)"))
+        }
+        let templates = (files + env).compactMap(\.2)
         var secrets: [String: TemplateValues.Secret] = [:]
         let factory = SecretFactory(pki: pki, now: now)
-        for (name, definition) in manifest.secrets {
+        for name in Self.secretNames(templates: templates, marble: marble, manifest: manifest) {
+            guard let definition = manifest.secrets[name] else { continue }
             if let shared = sharedSecrets[name] {
                 secrets[name] = shared.templateValue
             } else if !definition.shared && !definition.userDefined {
@@ -69,12 +81,13 @@ struct ParameterIssuer: Sendable {
             ])
 
         var parameters = ActivationParameters(argv: marble.parameters.argv ?? [])
-        for (path, value) in marble.parameters.files {
-            parameters.files[path] = try Self.render(value, kind: .file, values: values, what: "file \(path)")
+        for (path, value, template) in files {
+            parameters.files[path] = try Self.render(
+                value, template: template, kind: .file, values: values, what: "file \(path)")
         }
-        for (name, value) in marble.parameters.env {
+        for (name, value, template) in env {
             parameters.env[name] = try Self.render(
-                value, kind: .env, values: values, what: "environment variable \(name)")
+                value, template: template, kind: .env, values: values, what: "environment variable \(name)")
         }
         let rootPEM = Self.pem(marbleRoot.cert, "CERTIFICATE")
         parameters.env[PredefinedEnvironment.rootCA] = rootPEM
@@ -88,12 +101,47 @@ struct ParameterIssuer: Sendable {
         return parameters
     }
 
+    /// The secrets a marble's parameters can reach: those its templates name (current or
+    /// previous values; a previous value falls back to the current one) and its TLS tags' certificates.
+    static func secretNames(templates: [Template], marble: Manifest.Marble, manifest: Manifest) -> Set<String> {
+        var names = Set<String>()
+        for template in templates {
+            for action in template.actions where action.reference.scope != .marbleRun {
+                names.insert(action.reference.name)
+            }
+        }
+        for tagName in marble.tls {
+            for entry in manifest.tls[tagName]?.incoming ?? [] where !entry.cert.isEmpty {
+                names.insert(entry.cert)
+            }
+        }
+        return names
+    }
+
+    /// The template of a File or Env value; nil when it is taken as it is (`NoTemplates`).
+    static func parse(_ value: Manifest.ParameterValue, what: String) throws -> Template? {
+        guard !value.noTemplates else { return nil }
+        do {
+            return try Template(parsing: value.data)
+        } catch {
+            // The reason names the template position, never a value.
+            throw CoordinatorError(.invalidManifest, "cannot render \(what): \(error)")
+        }
+    }
+
     static func render(_ value: Manifest.ParameterValue, kind: Template.Kind, values: TemplateValues, what: String)
         throws -> [UInt8]
     {
-        guard !value.noTemplates else { return value.data }
+        try render(value, template: parse(value, what: what), kind: kind, values: values, what: what)
+    }
+
+    static func render(
+        _ value: Manifest.ParameterValue, template: Template?, kind: Template.Kind, values: TemplateValues,
+        what: String
+    ) throws -> [UInt8] {
+        guard let template else { return value.data }
         do {
-            let rendered = try Template(parsing: value.data).render(values, as: kind)
+            let rendered = try template.render(values, as: kind)
             if kind == .env && rendered.contains(0) {
                 throw CoordinatorError(.invalidManifest, "\(what) would contain a NUL byte")
             }

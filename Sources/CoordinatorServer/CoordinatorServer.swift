@@ -137,12 +137,8 @@ public struct CoordinatorServer: Sendable {
             logger: logger)
         let client = try clientApplication(api.router(), certificate: rootDER, key: keyDER)
 
-        var transportConfig = HTTP2ServerTransport.Posix.Config.defaults
-        transportConfig.rpc.maxRequestPayloadSize = configuration.maximumActivationRequestSize
-        transportConfig.connection.maxIdleTime = configuration.connectionTimeout
+        var transportConfig = Self.meshTransportConfiguration(configuration)
         let idleTimeout = configuration.connectionTimeout
-        // A marble needs one stream at a time; a peer may not open more than a few.
-        transportConfig.http2.maxConcurrentStreams = Self.maximumConcurrentStreams
         let meshLimit = ConnectionLimit(
             listener: "mesh", maximum: configuration.maximumConnections, logger: logger, trimmer: heapTrimmer)
         transportConfig.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in
@@ -187,6 +183,21 @@ public struct CoordinatorServer: Sendable {
     static let maximumHeaderFieldCount = 100
     /// Concurrent HTTP/2 streams a mesh connection may open.
     static let maximumConcurrentStreams = 16
+
+    /// The mesh gRPC transport's settings (TLS and the per-connection handlers are added by the caller).
+    ///
+    /// No `maxIdleTime`: in grpc-swift-nio-transport 2.9.2 `ServerConnectionManagementHandler`'s
+    /// `channelInactive` clears `maxAgeTimerHandler` where it means `maxIdleTimerHandler`, and that
+    /// timer holds the handler strongly, so every connection's handler, timer and stream set stayed
+    /// in memory: about 450 bytes per activation (the soak in BENCHMARKS.md grew 55 → 108 MiB in
+    /// 10 minutes). ``IdleConnectionCloser`` closes idle connections instead.
+    static func meshTransportConfiguration(_ configuration: ServerConfiguration) -> HTTP2ServerTransport.Posix.Config {
+        var transportConfig = HTTP2ServerTransport.Posix.Config.defaults
+        transportConfig.rpc.maxRequestPayloadSize = configuration.maximumActivationRequestSize
+        // A marble needs one stream at a time; a peer may not open more than a few.
+        transportConfig.http2.maxConcurrentStreams = maximumConcurrentStreams
+        return transportConfig
+    }
 
     /// The client API's HTTPS server: TLS 1.2+, a client certificate requested but optional
     /// (users are matched to the manifest byte for byte, not by a CA).

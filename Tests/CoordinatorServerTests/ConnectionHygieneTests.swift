@@ -168,6 +168,21 @@ import Testing
     }
 }
 
+/// grpc-swift-nio-transport 2.9.2 keeps every connection's management handler alive when
+/// `maxIdleTime` is set (its timer is never released on close): about 450 bytes per activation,
+/// found by the soak benchmark (BENCHMARKS.md). The mesh transport must not set it; idle
+/// connections are closed by `IdleConnectionCloser`.
+@Suite struct MeshTransportConfigurationTests {
+    @Test func theMeshTransportSetsNoMaxIdleTimeAndKeepsItsLimits() {
+        var configuration = ServerConfiguration()
+        configuration.connectionTimeout = .seconds(7)
+        let transport = CoordinatorServer.meshTransportConfiguration(configuration)
+        #expect(transport.connection.maxIdleTime == nil)
+        #expect(transport.http2.maxConcurrentStreams == CoordinatorServer.maximumConcurrentStreams)
+        #expect(transport.rpc.maxRequestPayloadSize == configuration.maximumActivationRequestSize)
+    }
+}
+
 /// The trimmer trims after a burst of closed connections, not after each few.
 @Suite struct HeapTrimmerTests {
     @Test func trimsOnlyAfterThresholdManyClosedConnections() {

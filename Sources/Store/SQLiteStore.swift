@@ -102,9 +102,10 @@ public actor SQLiteStore: StateStore {
             result = try await rows(
                 "SELECT key FROM kv WHERE key >= ? AND key < ? ORDER BY key", [.text(prefix), .text(upper)])
         } else {
+            // SQLite's substr counts characters (code points) in TEXT, not bytes.
             result = try await rows(
                 "SELECT key FROM kv WHERE substr(key, 1, ?) = ? ORDER BY key",
-                [.integer(prefix.utf8.count), .text(prefix)])
+                [.integer(prefix.unicodeScalars.count), .text(prefix)])
         }
         return result.compactMap { $0.column("key")?.string }
     }

@@ -151,10 +151,6 @@ enum ScaleBench {
         return Answer(status: response.status.code, body: String(buffer: collected))
     }
 
-    static func milliseconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
-    }
-
     /// The median of `count` timed calls, in ms.
     static func median(_ count: Int, _ call: () async throws -> Void) async throws -> Double {
         var times: [Double] = []
@@ -355,17 +351,16 @@ enum ScaleBench {
             // (steadier than the rate when other work shares the machine).
             var rounds: [(count: Int, latencies: [Duration])] = []
             let cpuBefore = server.cpuSeconds
-            for round in 0..<3 {
+            for _ in 0..<3 {
                 rounds.append(
-                    try await activate(for: seconds, from: round * 1_000_003, fleet: fleet, port: meshPort) {
+                    try await activate(for: seconds, from: 0, fleet: fleet, port: meshPort) {
                         uuid($0 % size)
                     })
             }
             let cpuPerActivation = (server.cpuSeconds - cpuBefore) * 1000 / Double(rounds.map(\.count).reduce(0, +))
             let measured = rounds.sorted { $0.count < $1.count }[1]
             let rate = Double(measured.count) / seconds
-            let p50 = milliseconds(measured.latencies[measured.count / 2])
-            let p99 = milliseconds(measured.latencies[min(measured.count - 1, measured.count * 99 / 100)])
+            let (p50, p99) = (percentile(measured.latencies, 50), percentile(measured.latencies, 99))
             let rss = server.residentMiB
             let manifestLatency = try await median(21) {
                 let answer = try await get(client, port: clientPort, "/api/v2/manifest")
@@ -454,8 +449,7 @@ enum ScaleBench {
                 return all.sorted()
             }
             index += latencies.count
-            let p99 =
-                latencies.isEmpty ? .nan : milliseconds(latencies[min(latencies.count - 1, latencies.count * 99 / 100)])
+            let p99 = percentile(latencies, 99)
             emit(
                 String(
                     format: "| %d s | %.1f MiB | %d | %.1f ms |", window * 10, server.residentMiB, latencies.count, p99)

@@ -134,6 +134,12 @@ func milliseconds(_ duration: Duration) -> Double {
     Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
 }
 
+/// The latency at `percent` of `sorted` latencies, in ms (nan when there are none).
+func percentile(_ sorted: [Duration], _ percent: Int) -> Double {
+    guard !sorted.isEmpty else { return .nan }
+    return milliseconds(sorted[min(sorted.count - 1, sorted.count * percent / 100)])
+}
+
 func coordinatorArguments() -> [String] {
     [
         "--simulation", work.appendingPathComponent("simulation").path, "--seal-dir",
@@ -167,8 +173,7 @@ func load(_ body: @escaping @Sendable (Int) async throws -> Void) async throws -
 
 func report(_ name: String, _ result: (count: Int, latencies: [Duration])) -> Double {
     let rate = Double(result.count) / seconds
-    let p50 = milliseconds(result.latencies[result.latencies.count / 2])
-    let p99 = milliseconds(result.latencies[min(result.latencies.count - 1, result.latencies.count * 99 / 100)])
+    let (p50, p99) = (percentile(result.latencies, 50), percentile(result.latencies, 99))
     print(String(format: "| %@ | %.0f /s | %.1f ms | %.1f ms | %d |", name, rate, p50, p99, result.count))
     return rate
 }

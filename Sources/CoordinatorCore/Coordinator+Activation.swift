@@ -84,7 +84,7 @@ extension Coordinator {
             let issuer = try ParameterIssuer(
                 pki: pki, marbleCertificateValidity: configuration.marbleCertificateValidity,
                 sharedSecrets: sharedSecrets.merging(core.userDefinedSecrets) { shared, _ in shared },
-                previousSecrets: core.previousSecretValues, rootSecret: rootSecret)
+                previousSecrets: core.previousSecretValues, rootSecret: rootSecret, manifest: document?.manifest)
             cachedIssuer = issuer
             return issuer
         } catch {

@@ -17,11 +17,20 @@ struct ParameterIssuer: Sendable {
     let marbleRoot: SecretValue
     let coordinatorRoot: SecretValue
     let intermediate: SecretValue
+    /// Each marble type's parameters, parsed once per manifest (the issuer is made once per state).
+    let plans: [String: Result<ParameterPlan, CoordinatorError>]
 
     init(
         pki: CoordinatorPKI, marbleCertificateValidity: TimeInterval, sharedSecrets: [String: SecretValue],
-        previousSecrets: [String: SecretValue] = [:], rootSecret: SymmetricKey
+        previousSecrets: [String: SecretValue] = [:], rootSecret: SymmetricKey, manifest: Manifest? = nil
     ) throws {
+        if let manifest {
+            plans = manifest.marbles.mapValues { marble in
+                Result { () throws(CoordinatorError) in try ParameterPlan(marble: marble, manifest: manifest) }
+            }
+        } else {
+            plans = [:]
+        }
         self.pki = pki
         self.marbleCertificateValidity = marbleCertificateValidity
         self.sharedSecrets = sharedSecrets
@@ -47,20 +56,12 @@ struct ParameterIssuer: Sendable {
         let marbleCert = try SecretValue.certificate(
             certificate, type: "cert-ecdsa", privateKey: Array(marbleKey.derRepresentation))
 
-        // Parsed first: the templates and TLS tags name the secrets this marble can see, and only
-        // those are made. Making every per-marble secret of the manifest on every activation made
-        // the cost of an activation grow with the manifest (100 certificates per activation with
-        // 1,000 secrets; BENCHMARKS.md, scale).
-        let files = try marble.parameters.files.map { path, value in
-            (path, value, try Self.parse(value, what: "file \(path)"))
-        }
-        let env = try marble.parameters.env.map { name, value in
-            (name, value, try Self.parse(value, what: "environment variable \(name)"))
-        }
-        let templates = (files + env).compactMap(\.2)
+        let plan = try plans[marbleType]?.get() ?? ParameterPlan(marble: marble, manifest: manifest)
         var secrets: [String: TemplateValues.Secret] = [:]
         let factory = SecretFactory(pki: pki, now: now)
-        for name in Self.secretNames(templates: templates, marble: marble, manifest: manifest) {
+        // Only the secrets this marble can reach are made: making every per-marble secret of the
+        // manifest made an activation's cost grow with the manifest (BENCHMARKS.md, scale).
+        for name in plan.secretNames {
             guard let definition = manifest.secrets[name] else { continue }
             if let shared = sharedSecrets[name] {
                 secrets[name] = shared.templateValue
@@ -81,11 +82,11 @@ struct ParameterIssuer: Sendable {
             ])
 
         var parameters = ActivationParameters(argv: marble.parameters.argv ?? [])
-        for (path, value, template) in files {
+        for (path, value, template) in plan.files {
             parameters.files[path] = try Self.render(
                 value, template: template, kind: .file, values: values, what: "file \(path)")
         }
-        for (name, value, template) in env {
+        for (name, value, template) in plan.env {
             parameters.env[name] = try Self.render(
                 value, template: template, kind: .env, values: values, what: "environment variable \(name)")
         }
@@ -101,38 +102,10 @@ struct ParameterIssuer: Sendable {
         return parameters
     }
 
-    /// The secrets a marble's parameters can reach: those its templates name (current or
-    /// previous values; a previous value falls back to the current one) and its TLS tags' certificates.
-    static func secretNames(templates: [Template], marble: Manifest.Marble, manifest: Manifest) -> Set<String> {
-        var names = Set<String>()
-        for template in templates {
-            for action in template.actions where action.reference.scope != .marbleRun {
-                names.insert(action.reference.name)
-            }
-        }
-        for tagName in marble.tls {
-            for entry in manifest.tls[tagName]?.incoming ?? [] where !entry.cert.isEmpty {
-                names.insert(entry.cert)
-            }
-        }
-        return names
-    }
-
-    /// The template of a File or Env value; nil when it is taken as it is (`NoTemplates`).
-    static func parse(_ value: Manifest.ParameterValue, what: String) throws -> Template? {
-        guard !value.noTemplates else { return nil }
-        do {
-            return try Template(parsing: value.data)
-        } catch {
-            // The reason names the template position, never a value.
-            throw CoordinatorError(.invalidManifest, "cannot render \(what): \(error)")
-        }
-    }
-
     static func render(_ value: Manifest.ParameterValue, kind: Template.Kind, values: TemplateValues, what: String)
         throws -> [UInt8]
     {
-        try render(value, template: parse(value, what: what), kind: kind, values: values, what: what)
+        try render(value, template: ParameterPlan.parse(value, what: what), kind: kind, values: values, what: what)
     }
 
     static func render(
@@ -199,5 +172,50 @@ struct ParameterIssuer: Sendable {
             JSONMember("Outgoing", .object(outgoing)), JSONMember("Incoming", .object(incoming)),
         ])
         return JSONValue.object([JSONMember("tls", tls)]).serialized()
+    }
+}
+
+/// A marble type's Files and Env parsed as templates, and the secrets they and its TLS tags can
+/// reach: what every activation of the type needs, made once per manifest.
+struct ParameterPlan: Sendable {
+    /// Each value with its template; nil for a `NoTemplates` value.
+    let files: [(path: String, value: Manifest.ParameterValue, template: Template?)]
+    let env: [(name: String, value: Manifest.ParameterValue, template: Template?)]
+    /// The secrets its templates name (current or previous values; a previous value falls back to
+    /// the current one) and its TLS tags' certificates.
+    let secretNames: Set<String>
+
+    init(marble: Manifest.Marble, manifest: Manifest) throws(CoordinatorError) {
+        var files: [(path: String, value: Manifest.ParameterValue, template: Template?)] = []
+        for (path, value) in marble.parameters.files {
+            files.append((path, value, try Self.parse(value, what: "file \(path)")))
+        }
+        var env: [(name: String, value: Manifest.ParameterValue, template: Template?)] = []
+        for (name, value) in marble.parameters.env {
+            env.append((name, value, try Self.parse(value, what: "environment variable \(name)")))
+        }
+        var names = Set<String>()
+        for template in files.compactMap(\.template) + env.compactMap(\.template) {
+            for action in template.actions where action.reference.scope != .marbleRun {
+                names.insert(action.reference.name)
+            }
+        }
+        for tagName in marble.tls {
+            for entry in manifest.tls[tagName]?.incoming ?? [] where !entry.cert.isEmpty {
+                names.insert(entry.cert)
+            }
+        }
+        (self.files, self.env, secretNames) = (files, env, names)
+    }
+
+    /// The template of a File or Env value; nil when it is taken as it is (`NoTemplates`).
+    static func parse(_ value: Manifest.ParameterValue, what: String) throws(CoordinatorError) -> Template? {
+        guard !value.noTemplates else { return nil }
+        do {
+            return try Template(parsing: value.data)
+        } catch {
+            // The reason names the template position, never a value.
+            throw CoordinatorError(.invalidManifest, "cannot render \(what): \(error)")
+        }
     }
 }

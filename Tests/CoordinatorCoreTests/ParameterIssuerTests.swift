@@ -44,14 +44,10 @@ import X509
     @Test func onlyTheSecretsATemplateOrTLSTagNamesAreMade() throws {
         let manifest = try Self.parsed(Self.manifest(signerID: [UInt8](repeating: 1, count: 32)))
         let reader = try #require(manifest.marbles["reader"])
-        let templates = try (reader.parameters.env.values.map { $0 } + reader.parameters.files.values.map { $0 })
-            .compactMap { try ParameterIssuer.parse($0, what: "value") }
         #expect(
-            ParameterIssuer.secretNames(templates: templates, marble: reader, manifest: manifest) == [
-                "own", "previousOnly", "webCert",
-            ])
+            try ParameterPlan(marble: reader, manifest: manifest).secretNames == ["own", "previousOnly", "webCert"])
         let plain = try #require(manifest.marbles["plain"])
-        #expect(ParameterIssuer.secretNames(templates: [], marble: plain, manifest: manifest).isEmpty)
+        #expect(try ParameterPlan(marble: plain, manifest: manifest).secretNames.isEmpty)
     }
 
     @Test func aMarbleSeesTheSameValuesAsBefore() async throws {
@@ -90,10 +86,10 @@ import X509
     @Test func aTemplateThatDoesNotParseIsRefusedWithItsPlace() throws {
         let value = Manifest.ParameterValue("{{ hex .Secrets.own ")
         let error = #expect(throws: CoordinatorError.self) {
-            try ParameterIssuer.parse(value, what: "environment variable X")
+            try ParameterPlan.parse(value, what: "environment variable X")
         }
         #expect(error.map { "\($0)" }?.contains("cannot render environment variable X: line 1") == true)
         #expect(
-            try ParameterIssuer.parse(Manifest.ParameterValue(data: [0x7B, 0x7B], noTemplates: true), what: "x") == nil)
+            try ParameterPlan.parse(Manifest.ParameterValue(data: [0x7B, 0x7B], noTemplates: true), what: "x") == nil)
     }
 }

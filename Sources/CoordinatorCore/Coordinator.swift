@@ -276,6 +276,10 @@ public actor Coordinator {
         let pki: CoordinatorPKI
         do {
             for prefix in SealedStore.recordPrefixes where !(try await store.keys(withPrefix: prefix)).isEmpty {
+                // A replica started at the same moment committed its state after our first read: open that.
+                if try await store.read(SealedStore.sealedDataKeyName) != nil {
+                    throw CoordinatorError(.conflict, "another replica created the state first")
+                }
                 throw CoordinatorError(
                     .sealedState, "the store holds records but no sealed data key; refusing to start over it")
             }

@@ -127,6 +127,18 @@ public final class PostgresServer: @unchecked Sendable {
         return url(database: name, sslmode: sslmode)
     }
 
+    /// Runs SQL in `database` with psql and returns what it prints, unaligned and without headers.
+    public func sql(_ statement: String, database: String) async throws -> String {
+        let result = try await ProcessRunner.run(
+            binaries.appendingPathComponent("psql"),
+            [
+                "-h", "127.0.0.1", "-p", "\(port)", "-U", "marblerun", "-d", database, "-v", "ON_ERROR_STOP=1", "-Atc",
+                statement,
+            ])
+        guard result.status == 0 else { throw Failure(description: "psql failed: \(result.stderr.suffix(500))") }
+        return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
     /// Runs `body` with a started server, which is removed afterwards whether `body` succeeded or not.
     public static func with<T>(tls: Bool = false, _ body: (PostgresServer) async throws -> T) async throws -> T {
         let server = try await PostgresServer(tls: tls)

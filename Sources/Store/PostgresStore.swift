@@ -138,6 +138,11 @@ public final class PostgresStore: StateStore {
                     CREATE TABLE IF NOT EXISTS marblerun_state (
                         key TEXT PRIMARY KEY, value BYTEA NOT NULL, version BIGINT NOT NULL)
                     """, logger: logger)
+                // Listings are key ranges in byte order; the primary key's index has the database's
+                // collation, which orders otherwise (a listing was a scan of every record).
+                try await connection.query(
+                    #"CREATE INDEX IF NOT EXISTS marblerun_state_key_bytes ON marblerun_state (key COLLATE "C")"#,
+                    logger: logger)
             }
         }
     }
@@ -155,9 +160,16 @@ public final class PostgresStore: StateStore {
 
     public func keys(withPrefix prefix: String) async throws(StoreError) -> [String] {
         try await run("list \(prefix)*") { client, logger in
-            let rows = try await client.query(
-                "SELECT key FROM marblerun_state WHERE left(key, \(Int32(prefix.unicodeScalars.count))) = \(prefix) ORDER BY key COLLATE \"C\"",
-                logger: logger)
+            let rows: PostgresRowSequence
+            if let upper = upperBound(ofPrefix: prefix) {
+                rows = try await client.query(
+                    #"SELECT key FROM marblerun_state WHERE key COLLATE "C" >= \#(prefix) AND key COLLATE "C" < \#(upper) ORDER BY key COLLATE "C""#,
+                    logger: logger)
+            } else {
+                rows = try await client.query(
+                    #"SELECT key FROM marblerun_state WHERE left(key, \#(Int32(prefix.unicodeScalars.count))) = \#(prefix) ORDER BY key COLLATE "C""#,
+                    logger: logger)
+            }
             var keys: [String] = []
             for try await key in rows.decode(String.self) { keys.append(key) }
             return keys

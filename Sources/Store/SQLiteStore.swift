@@ -96,7 +96,7 @@ public actor SQLiteStore: StateStore {
 
     private func keysUnlocked(_ prefix: String) async throws(StoreError) -> [String] {
         let result: [SQLiteRow]
-        if let upper = Self.upperBound(ofPrefix: prefix) {
+        if let upper = upperBound(ofPrefix: prefix) {
             // A range over the primary key: the records under a prefix, not a scan of every
             // record (100,000 marbles' UUID records made each listing at start-up a full scan).
             result = try await rows(
@@ -108,13 +108,6 @@ public actor SQLiteStore: StateStore {
                 [.integer(prefix.unicodeScalars.count), .text(prefix)])
         }
         return result.compactMap { $0.column("key")?.string }
-    }
-
-    /// The least string above every string that starts with `prefix` in SQLite's BINARY order,
-    /// when the prefix ends in an ASCII character other than DEL (all the Coordinator's do); nil otherwise.
-    static func upperBound(ofPrefix prefix: String) -> String? {
-        guard let last = prefix.utf8.last, last < 0x7F else { return nil }
-        return String(decoding: prefix.utf8.dropLast() + [last + 1], as: UTF8.self)
     }
 
     public func commit(_ writes: [StoreWrite]) async throws(StoreError) {

@@ -98,3 +98,11 @@ public actor MemoryStore: StateStore {
 
     public func close() async {}
 }
+
+/// The least string above every string that starts with `prefix` in byte order (SQLite's BINARY,
+/// PostgreSQL's "C" collation), when the prefix ends in an ASCII character other than DEL (all the
+/// Coordinator's do); nil otherwise. Keys under a prefix are then a range of the primary key.
+func upperBound(ofPrefix prefix: String) -> String? {
+    guard let last = prefix.utf8.last, last < 0x7F else { return nil }
+    return String(decoding: prefix.utf8.dropLast() + [last + 1], as: UTF8.self)
+}

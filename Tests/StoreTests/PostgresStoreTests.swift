@@ -1,5 +1,5 @@
-import Foundation
 import CoordinatorTesting
+import Foundation
 import Store
 import Synchronization
 import Testing
@@ -88,6 +88,47 @@ extension Trait where Self == PostgresScope {
         #expect(final.version == 201)
         #expect(conflicts > 0, "the clients raced: some commits must have lost the race and retried")
         for store in stores { await store.close() }
+    }
+
+    /// Listing the few records under one prefix reads an index range, not every record: a
+    /// Coordinator lists its indexed records at each start-up and synchronisation, beside up to
+    /// 100,000 marbles' UUID records (with the database's collation it was a scan of all of them).
+    @Test func aPrefixListingReadsAnIndexRangeNotEveryRecord() async throws {
+        let url = try await PostgresScope.database()
+        let database = try #require(url.split(separator: "/").last.map(String.init))
+        let server = try PostgresScope.current()
+        let writer = try await PostgresStore.open(url: url)
+        for batch in 0..<10 {
+            try await writer.commit(
+                (0..<300).map { StoreWrite(key: "o/\(batch)-\($0)", value: [1], expectedVersion: nil) })
+        }
+        try await writer.commit((0..<5).map { StoreWrite(key: "k/\($0)", value: [2], expectedVersion: nil) })
+        await writer.close()
+        _ = try await server.sql("ANALYZE marblerun_state", database: database)
+
+        // PostgreSQL counts a session's scans when the session ends (or at most 10 s after it goes idle).
+        func statistics(until done: @escaping ([Int]) -> Bool) async throws -> [Int] {
+            let deadline = ContinuousClock.now + .seconds(30)
+            var counts: [Int] = []
+            while ContinuousClock.now < deadline {
+                counts = try await server.sql(
+                    "SELECT n_tup_ins, seq_scan, idx_scan FROM pg_stat_user_tables WHERE relname = 'marblerun_state'",
+                    database: database
+                ).split(separator: "|").compactMap { Int($0) }
+                if counts.count == 3, done(counts) { return counts }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            Issue.record("the statistics did not arrive within 30 s: \(counts)")
+            return counts
+        }
+        let before = try await statistics { $0[0] >= 3_005 }
+
+        let lister = try await PostgresStore.open(url: url)
+        #expect(try await lister.keys(withPrefix: "k/") == (0..<5).map { "k/\($0)" })
+        #expect(try await lister.keys(withPrefix: "o/9-29").count == 11)
+        await lister.close()
+        let after = try await statistics { $0[2] >= before[2] + 2 }
+        #expect(after[1] == before[1], "no listing read the whole table (seq_scan \(before[1]) → \(after[1]))")
     }
 
     @Test func tlsToTheDatabaseIsCheckedAgainstItsCertificate() async throws {

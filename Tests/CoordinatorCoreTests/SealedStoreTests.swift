@@ -51,6 +51,31 @@ import Testing
         #expect(try await store.keys(withPrefix: "k/").count == 20)
     }
 
+    /// The order an index keeps between encodings follows every change of its names: each
+    /// encoding is the one a fresh index of the same versions gives.
+    @Test func anIndexEncodesAsAFreshOneAfterEveryChange() throws {
+        func name(_ byte: UInt8) -> String { "k/" + String(repeating: String(format: "%02x", byte), count: 32) }
+        var index = RecordIndex([name(1): 1, name(9): 2, name(5): 3])
+        func check(_ step: String) {
+            #expect(index.encode() == RecordIndex(index.versions).encoded(), "\(step)")
+        }
+        check("first")
+        index.versions[name(5)] = 4
+        check("a version changed")
+        index.versions[name(9)] = nil
+        index.versions[name(3)] = 1
+        check("one name removed and another added: the same count")
+        index.versions[name(0)] = 7
+        check("a name added")
+        index.versions[name(1)] = nil
+        check("a name removed")
+        index = try #require(RecordIndex.decode(index.encoded()))
+        index.versions[name(2)] = 1
+        index.versions[name(3)] = nil
+        check("decoded, then changed")
+        #expect(RecordIndex.decode(index.encode()) == index)
+    }
+
     @Test func anIndexDecodesOnlyWhenWellFormed() throws {
         let a = "k/" + String(repeating: "0a", count: 32)
         let b = "k/" + String(repeating: "ff", count: 32)

@@ -11,16 +11,48 @@ import Synchronization
 /// `k/` prefix) and its 8-byte big-endian version, in storage-name order.
 struct RecordIndex: Sendable, Hashable {
     var versions: [String: Int64]
+    /// The names in storage-name order with their 32-byte forms, as last encoded or decoded: a
+    /// commit changes versions far more often than the set of names, and sorting and decoding
+    /// a thousand names on every commit was a cost of each group commit.
+    private var layout: Layout?
+
+    private final class Layout: Sendable {
+        let entries: [(key: String, name: [UInt8])]
+        init(_ entries: [(key: String, name: [UInt8])]) { self.entries = entries }
+    }
 
     init(_ versions: [String: Int64] = [:]) { self.versions = versions }
 
+    static func == (lhs: Self, rhs: Self) -> Bool { lhs.versions == rhs.versions }
+    func hash(into hasher: inout Hasher) { hasher.combine(versions) }
+
     func encoded() -> [UInt8] {
+        var copy = self
+        return copy.encode()
+    }
+
+    /// As ``encoded()``, keeping the order for the next encoding.
+    mutating func encode() -> [UInt8] {
         var bytes = withUnsafeBytes(of: UInt32(versions.count).bigEndian) { Array($0) }
         bytes.reserveCapacity(4 + versions.count * 40)
-        for (key, version) in versions.sorted(by: { $0.key < $1.key }) {
-            bytes += Hex.decode(String(key.dropFirst(SealedStore.indexedPrefix.count))) ?? []
-            bytes += withUnsafeBytes(of: version.bigEndian) { Array($0) }
+        // The same count and every laid-out name present: the same set of names.
+        if let layout, layout.entries.count == versions.count {
+            for entry in layout.entries {
+                guard let version = versions[entry.key] else { break }
+                bytes += entry.name
+                bytes += withUnsafeBytes(of: version.bigEndian) { Array($0) }
+            }
+            if bytes.count == 4 + versions.count * 40 { return bytes }
+            bytes.removeSubrange(4...)
         }
+        let entries = versions.keys.sorted().map { key in
+            (key: key, name: Hex.decode(String(key.dropFirst(SealedStore.indexedPrefix.count))) ?? [])
+        }
+        for entry in entries {
+            bytes += entry.name
+            bytes += withUnsafeBytes(of: versions[entry.key]!.bigEndian) { Array($0) }
+        }
+        layout = Layout(entries)
         return bytes
     }
 
@@ -32,16 +64,22 @@ struct RecordIndex: Sendable, Hashable {
         guard bytes.count == 4 + count * 40 else { return nil }
         var versions: [String: Int64] = [:]
         versions.reserveCapacity(count)
+        var entries: [(key: String, name: [UInt8])] = []
+        entries.reserveCapacity(count)
         var previous = ""
         for entry in 0..<count {
             let start = 4 + entry * 40
-            let key = SealedStore.indexedPrefix + Hex.encode(bytes[start..<(start + 32)])
+            let name = Array(bytes[start..<(start + 32)])
+            let key = SealedStore.indexedPrefix + Hex.encode(name)
             let version = bytes[(start + 32)..<(start + 40)].reduce(Int64(0)) { $0 << 8 | Int64($1) }
             guard key > previous, version >= 1 else { return nil }
             versions[key] = version
+            entries.append((key, name))
             previous = key
         }
-        return RecordIndex(versions)
+        var index = RecordIndex(versions)
+        index.layout = Layout(entries)
+        return index
     }
 }
 

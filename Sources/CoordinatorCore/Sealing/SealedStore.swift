@@ -332,7 +332,7 @@ struct SealedStore: Sendable {
                 for write in listed {
                     next.versions[write.key] = write.value == nil ? nil : (write.expectedVersion ?? 0) + 1
                 }
-                all.append(try self.write(name, next.encoded(), expectedVersion: base.version))
+                all.append(try self.write(name, next.encode(), expectedVersion: base.version))
                 written.append((name, next, (base.version ?? 0) + 1))
             }
             do {

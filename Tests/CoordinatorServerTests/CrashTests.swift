@@ -181,7 +181,12 @@ import X509
         #expect(
             limit - fresh >= activations.count,
             "seed \(seed): \(limit - fresh) counted, \(activations.count) acknowledged")
-        #expect(!activations.isEmpty && writes.count > rounds / 2, "seed \(seed): the load must have done something")
+        // The load must have done something; on a loaded machine (a fuzzing campaign beside the
+        // suite) fewer than half the rounds got a write acknowledged before their kill.
+        #expect(
+            !activations.isEmpty && writes.count >= rounds / 5,
+            "seed \(seed): the load must have done something: \(activations.count) activations, \(writes.count) writes acknowledged"
+        )
         #expect(
             await Self.activate(coordinator, uuid: UUID(), root: root, type: "probe"), "an unknown UUID is a new probe")
         for uuid in activations {

@@ -77,14 +77,26 @@ extension Coordinator {
         guard epoch == stateEpoch else { throw Self.manifestChanged }
     }
 
-    /// The issuer for the current PKI and shared secrets, made once per manifest.
+    /// The issuer for the current PKI and secrets, made again after every change of the state;
+    /// the marble types' parameter plans only when the manifest changed, since a user's secret
+    /// write must not make the next activation parse every type's templates.
     private func parameterIssuer() throws(CoordinatorError) -> ParameterIssuer {
         if let issuer = cachedIssuer { return issuer }
+        var plans: [String: Result<ParameterPlan, CoordinatorError>] = [:]
+        if let document, let manifest = document.manifest {
+            let fingerprint = document.fingerprint
+            if let cached = cachedPlans, cached.fingerprint == fingerprint {
+                plans = cached.plans
+            } else {
+                plans = ParameterPlan.plans(for: manifest)
+                cachedPlans = (fingerprint, plans)
+            }
+        }
         do {
             let issuer = try ParameterIssuer(
                 pki: pki, marbleCertificateValidity: configuration.marbleCertificateValidity,
                 sharedSecrets: sharedSecrets.merging(core.userDefinedSecrets) { shared, _ in shared },
-                previousSecrets: core.previousSecretValues, rootSecret: rootSecret, manifest: document?.manifest)
+                previousSecrets: core.previousSecretValues, rootSecret: rootSecret, plans: plans)
             cachedIssuer = issuer
             return issuer
         } catch {

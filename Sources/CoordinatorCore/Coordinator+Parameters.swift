@@ -17,20 +17,16 @@ struct ParameterIssuer: Sendable {
     let marbleRoot: SecretValue
     let coordinatorRoot: SecretValue
     let intermediate: SecretValue
-    /// Each marble type's parameters, parsed once per manifest (the issuer is made once per state).
+    /// Each marble type's parameters, parsed once per manifest (``ParameterPlan/plans(for:)``);
+    /// a type not in it is parsed at its activation.
     let plans: [String: Result<ParameterPlan, CoordinatorError>]
 
     init(
         pki: CoordinatorPKI, marbleCertificateValidity: TimeInterval, sharedSecrets: [String: SecretValue],
-        previousSecrets: [String: SecretValue] = [:], rootSecret: SymmetricKey, manifest: Manifest? = nil
+        previousSecrets: [String: SecretValue] = [:], rootSecret: SymmetricKey,
+        plans: [String: Result<ParameterPlan, CoordinatorError>] = [:]
     ) throws {
-        if let manifest {
-            plans = manifest.marbles.mapValues { marble in
-                Result { () throws(CoordinatorError) in try ParameterPlan(marble: marble, manifest: manifest) }
-            }
-        } else {
-            plans = [:]
-        }
+        self.plans = plans
         self.pki = pki
         self.marbleCertificateValidity = marbleCertificateValidity
         self.sharedSecrets = sharedSecrets
@@ -206,6 +202,13 @@ struct ParameterPlan: Sendable {
             }
         }
         (self.files, self.env, secretNames) = (files, env, names)
+    }
+
+    /// The plan of every marble type of `manifest`, or the reason a type's parameters do not parse.
+    static func plans(for manifest: Manifest) -> [String: Result<ParameterPlan, CoordinatorError>] {
+        manifest.marbles.mapValues { marble in
+            Result { () throws(CoordinatorError) in try ParameterPlan(marble: marble, manifest: manifest) }
+        }
     }
 
     /// The template of a File or Env value; nil when it is taken as it is (`NoTemplates`).

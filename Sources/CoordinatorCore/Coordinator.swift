@@ -93,6 +93,8 @@ public actor Coordinator {
     var isCommittingCounts = false
     /// Rebuilt whenever the PKI or the shared secrets change (set to nil there).
     var cachedIssuer: ParameterIssuer?
+    /// The parameter plans of the manifest with this fingerprint (``ParameterPlan/plans(for:)``).
+    var cachedPlans: (fingerprint: String, plans: [String: Result<ParameterPlan, CoordinatorError>])?
 
     /// How a Coordinator opens its store: ready to serve, or in recovery mode.
     public enum Opening: Sendable {

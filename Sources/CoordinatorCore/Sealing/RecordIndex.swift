@@ -33,26 +33,25 @@ struct RecordIndex: Sendable, Hashable {
 
     /// As ``encoded()``, keeping the order for the next encoding.
     mutating func encode() -> [UInt8] {
-        var bytes = withUnsafeBytes(of: UInt32(versions.count).bigEndian) { Array($0) }
-        bytes.reserveCapacity(4 + versions.count * 40)
-        // The same count and every laid-out name present: the same set of names.
-        if let layout, layout.entries.count == versions.count {
-            for entry in layout.entries {
-                guard let version = versions[entry.key] else { break }
-                bytes += entry.name
-                bytes += withUnsafeBytes(of: version.bigEndian) { Array($0) }
-            }
-            if bytes.count == 4 + versions.count * 40 { return bytes }
-            bytes.removeSubrange(4...)
-        }
+        if let layout, let bytes = Self.encode(versions, in: layout.entries) { return bytes }
         let entries = versions.keys.sorted().map { key in
             (key: key, name: Hex.decode(String(key.dropFirst(SealedStore.indexedPrefix.count))) ?? [])
         }
-        for entry in entries {
-            bytes += entry.name
-            bytes += withUnsafeBytes(of: versions[entry.key]!.bigEndian) { Array($0) }
-        }
         layout = Layout(entries)
+        return Self.encode(versions, in: entries)!
+    }
+
+    /// `versions` in the order of `entries`; nil unless `entries` lists exactly their names
+    /// (as many, each present).
+    private static func encode(_ versions: [String: Int64], in entries: [(key: String, name: [UInt8])]) -> [UInt8]? {
+        guard entries.count == versions.count else { return nil }
+        var bytes = withUnsafeBytes(of: UInt32(versions.count).bigEndian) { Array($0) }
+        bytes.reserveCapacity(4 + versions.count * 40)
+        for entry in entries {
+            guard let version = versions[entry.key] else { return nil }
+            bytes += entry.name
+            bytes += withUnsafeBytes(of: version.bigEndian) { Array($0) }
+        }
         return bytes
     }
 

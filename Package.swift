@@ -51,6 +51,10 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
+        // PKCS #11's C types (p11-kit's header, kept in the folder); the token's module is loaded at run time.
+        .systemLibrary(name: "CPKCS11", path: "Sources/CPKCS11"),
+        // Keys in a PKCS #11 token (an HSM, a smart card, SoftHSM2): find, sign, decrypt.
+        .target(name: "PKCS11", dependencies: ["CPKCS11", "JSONText"]),
         // The `marblerun` command's commands, as a library so tests can drive them.
         .target(
             name: "MarblerunCLI",
@@ -60,9 +64,11 @@ let package = Package(
                 "Attestation",
                 "AttestationPCCS",
                 "JSONText",
+                "PKCS11",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "X509", package: "swift-certificates"),
@@ -340,6 +346,7 @@ let package = Package(
                 "CoordinatorTesting", "MeshAPI", "Attestation", "Manifest", "Store", "AuditLog", "CoordinatorCore",
                 "MarbleKit", "coordinator", "marble", "marblerun", "emojivoto-web", "emojivoto-emoji",
                 "emojivoto-voting",
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "X509", package: "swift-certificates"),

@@ -8,6 +8,7 @@ import JSONText
 import NIOCore
 import NIOHTTP1
 import NIOSSL
+import PKCS11
 import X509
 
 /// A refusal the CLI reports in one line and exits non-zero for.
@@ -182,20 +183,82 @@ struct ConnectionOptions: ParsableArguments {
 
 }
 
-/// A user's client certificate and key (PEM files), MarbleRun's `-c/--cert` and `-k/--key`.
+/// A user's client certificate and key: PEM files (MarbleRun's `-c/--cert` and `-k/--key`), or
+/// a PKCS #11 token that holds both (`--pkcs11-config` with the key's and the certificate's id
+/// or label), whose key never leaves it.
 struct UserOptions: ParsableArguments {
     @Option(name: [.customShort("c"), .long], help: "The user's client certificate (PEM), as in the manifest.")
-    var cert: String
+    var cert: String?
 
     @Option(name: [.customShort("k"), .long], help: "The user's private key (PEM).")
-    var key: String
+    var key: String?
 
-    var identity: UserIdentity { UserIdentity(certificatePath: cert, keyPath: key) }
+    @OptionGroup var token: TokenKeyOptions
+
+    @Option(name: .customLong("pkcs11-cert-id"), help: "The certificate's CKA_ID in the token (its text's bytes).")
+    var pkcs11CertID: String?
+
+    @Option(name: .customLong("pkcs11-cert-label"), help: "The certificate's CKA_LABEL in the token.")
+    var pkcs11CertLabel: String?
+
+    func validate() throws {
+        if token.pkcs11Config != nil {
+            guard cert == nil, key == nil else {
+                throw ValidationError("give either -c/-k or --pkcs11-config, not both")
+            }
+            guard pkcs11CertID != nil || pkcs11CertLabel != nil else {
+                throw ValidationError("--pkcs11-config needs --pkcs11-cert-id or --pkcs11-cert-label")
+            }
+        } else {
+            guard cert != nil, key != nil else {
+                throw ValidationError("name your user identity: -c CERT and -k KEY, or --pkcs11-config FILE")
+            }
+            guard pkcs11CertID == nil, pkcs11CertLabel == nil else {
+                throw ValidationError("--pkcs11-cert-id and --pkcs11-cert-label need --pkcs11-config")
+            }
+        }
+    }
+
+    var identity: UserIdentity {
+        if let configuration = token.pkcs11Config {
+            return .token(
+                configuration: configuration, key: token.selector,
+                certificate: .init(id: pkcs11CertID, label: pkcs11CertLabel))
+        }
+        return .files(certificate: cert ?? "", key: key ?? "")
+    }
 }
 
-struct UserIdentity: Sendable {
-    var certificatePath: String
-    var keyPath: String
+/// Where a user's TLS client identity is.
+enum UserIdentity: Sendable {
+    case files(certificate: String, key: String)
+    case token(configuration: String, key: PKCS11Token.Selector, certificate: PKCS11Token.Selector)
+
+    /// The certificate chain and key for TLS.
+    func load() throws -> ([NIOSSLCertificateSource], NIOSSLPrivateKeySource) {
+        switch self {
+        case .files(let certificatePath, let keyPath):
+            do {
+                let chain = try NIOSSLCertificate.fromPEMFile(certificatePath).map {
+                    NIOSSLCertificateSource.certificate($0)
+                }
+                return (chain, .privateKey(try NIOSSLPrivateKey(file: keyPath, format: .pem)))
+            } catch {
+                throw CLIError("cannot read the user certificate \(certificatePath) or key \(keyPath)")
+            }
+        case .token(let configuration, let keySelector, let certificateSelector):
+            let token = try openToken(configuration)
+            let (key, der) = try onToken { () throws(PKCS11Error) in
+                let certificate = try token.find(.certificate, certificateSelector)
+                return (try token.find(.privateKey, keySelector), try token.attribute(.value, of: certificate))
+            }
+            guard let certificate = try? Certificate(derEncoded: der),
+                let nioCertificate = try? NIOSSLCertificate(bytes: der, format: .der)
+            else { throw CLIError("the token's certificate with \(certificateSelector) is not an X.509 certificate") }
+            let custom = try TokenTLSKey(token: token, key: key, certificate: certificate)
+            return ([.certificate(nioCertificate)], .privateKey(NIOSSLPrivateKey(customPrivateKey: custom)))
+        }
+    }
 }
 
 /// The client REST API with the JSend envelope unwrapped.
@@ -218,15 +281,7 @@ struct CoordinatorClient {
             tls.certificateVerification = .none
         }
         if let identity {
-            do {
-                tls.certificateChain = try NIOSSLCertificate.fromPEMFile(identity.certificatePath).map {
-                    .certificate($0)
-                }
-                tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: identity.keyPath, format: .pem))
-            } catch {
-                throw CLIError(
-                    "cannot read the user certificate \(identity.certificatePath) or key \(identity.keyPath)")
-            }
+            (tls.certificateChain, tls.privateKey) = try identity.load()
         }
         self.tls = tls
     }

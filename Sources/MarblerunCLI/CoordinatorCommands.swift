@@ -141,7 +141,8 @@ struct CertificateCommand: AsyncParsableCommand {
     }
 }
 
-/// `marblerun recover SECRET_FILE ADDR -k KEY`
+/// `marblerun recover SECRET_FILE ADDR -k KEY`, and the air-gapped steps of
+/// `recover-with-signature` under `recover` as well.
 struct RecoverCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "recover",
@@ -149,48 +150,43 @@ struct RecoverCommand: AsyncParsableCommand {
         discussion: """
             SECRET_FILE holds your entry of the RecoverySecrets that `manifest set` returned (raw or \
             base64). It is decrypted with your recovery key (-k, RSA PEM), signed with the same key \
-            and posted; the Coordinator accepts it only with that signature. The Coordinator in \
-            recovery mode serves a temporary certificate, so it is verified with --era-config (not \
-            the pinned root) and that certificate is not pinned.
-            """)
+            and posted encrypted to the Coordinator's ephemeral recovery key; the Coordinator \
+            accepts it only with that signature. The Coordinator in recovery mode serves a \
+            temporary certificate, so it is verified with --era-config (not the pinned root) and \
+            that certificate is not pinned. For a key that must stay on an offline machine, see \
+            `marblerun recover-with-signature --help` (its steps are here too: `recover public-key`, \
+            `recover encrypt-secret`, `recover sign-secret`).
+            """,
+        subcommands: [
+            Post.self, RecoverPublicKeyCommand.self, RecoverEncryptSecretCommand.self, RecoverSignSecretCommand.self,
+        ],
+        defaultSubcommand: Post.self)
 
-    @Argument(help: "File with your encrypted recovery secret.")
-    var secretFile: String
+    /// `recover SECRET_FILE ADDR -k KEY` (the default subcommand).
+    struct Post: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "post", abstract: "Decrypt, sign and post your recovery secret.")
 
-    @Argument(help: "The Coordinator's client API, HOST:PORT.") var address: String
+        @Argument(help: "File with your encrypted recovery secret.")
+        var secretFile: String
 
-    @OptionGroup var connection: ConnectionOptions
+        @Argument(help: "The Coordinator's client API, HOST:PORT.") var address: String
 
-    @Option(name: [.customShort("k"), .long], help: "Your recovery private key (RSA, PEM).")
-    var key: String
+        @OptionGroup var connection: ConnectionOptions
 
-    func run() async throws {
-        guard let data = FileManager.default.contents(atPath: secretFile), data.count <= 64 << 10 else {
-            throw CLIError("cannot read the recovery secret \(secretFile)")
+        @OptionGroup var key: RecoveryKeyOptions
+
+        func run() async throws {
+            let key = try key.require()
+            let share = try RecoveryFile.share(
+                try RecoveryFile.read(secretFile, what: "the recovery secret"), key: key)
+            let signature = try key.signature(for: share)
+            let client = try await connection.connect(address, pin: false)
+            // The share travels encrypted to the Coordinator's ephemeral recovery key, not only inside TLS.
+            let ephemeral = try await RecoverWithSignatureCommand.ephemeralKey(client)
+            let sealed = Array(try ephemeral.encrypt(share, padding: .PKCS1_OAEP_SHA256))
+            try await RecoverWithSignatureCommand.post(
+                secret: sealed, signature: signature, client: client, json: connection.json)
         }
-        let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        let encrypted = Data(base64Encoded: text).map(Array.init) ?? Array(data)
-        guard let pem = FileManager.default.contents(atPath: key),
-            let privateKey = try? _RSA.Encryption.PrivateKey(pemRepresentation: String(decoding: pem, as: UTF8.self))
-        else { throw CLIError("cannot read the RSA private key \(key)") }
-        guard let share = try? Array(privateKey.decrypt(encrypted, padding: .PKCS1_OAEP_SHA256)) else {
-            throw CLIError("\(secretFile) does not decrypt with \(key): is it your entry of RecoverySecrets?")
-        }
-        let signing = try _RSA.Signing.PrivateKey(derRepresentation: privateKey.derRepresentation)
-        let signature = Array(try signing.signature(for: share, padding: .insecurePKCS1v1_5).rawRepresentation)
-        let client = try await connection.connect(address, pin: false)
-        // The share travels encrypted to the Coordinator's ephemeral recovery key, not only inside TLS.
-        let offer = try await client.call(.GET, "/api/v2/recover/public-key")
-        guard let der = offer["ephemeralPublicKey"]?.bytes,
-            let ephemeral = try? _RSA.Encryption.PublicKey(derRepresentation: der),
-            let sealed = try? Array(ephemeral.encrypt(share, padding: .PKCS1_OAEP_SHA256))
-        else { throw CLIError("the Coordinator offered no usable ephemeral recovery key") }
-        let answer = try await client.call(
-            .POST, "/api/v2/recover",
-            body: .object([
-                JSONMember("recoverySecret", .base64(sealed)),
-                JSONMember("recoverySecretSignature", .base64(signature)),
-            ]))
-        emit(answer, text: answer["message"]?.stringValue ?? "", json: connection.json)
     }
 }

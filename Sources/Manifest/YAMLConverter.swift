@@ -15,6 +15,10 @@ struct YAMLConverter {
     }
 
     func convert(_ text: String) throws(Failure) -> JSONValue {
+        // Yams' composer recurses once per level: the depth is measured before it runs.
+        if YAMLNesting.depth(of: text, stoppingAbove: maximumDepth) > maximumDepth {
+            throw Failure(reason: "nesting deeper than \(maximumDepth) levels")
+        }
         let node: Node?
         do {
             node = try Yams.compose(yaml: text)

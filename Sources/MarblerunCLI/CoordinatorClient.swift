@@ -36,6 +36,18 @@ struct ConnectionOptions: ParsableArguments {
         help: "Comma-separated TCB statuses to accept besides UpToDate (overrides the era config's).")
     var acceptedTCBStatuses: String?
 
+    @Option(
+        name: .customLong("accepted-advisories"),
+        help:
+            "Comma-separated Intel security advisories (INTEL-SA-…) to accept for a TCB status that lists advisories (overrides the era config's AcceptedAdvisories)."
+    )
+    var acceptedAdvisories: String?
+
+    @Option(
+        name: .customLong("save-sgx-quote"),
+        help: "Write the Coordinator's quote (raw bytes), once it has verified, to this file.")
+    var saveSGXQuote: String?
+
     @Option(help: "Hex nonce the Coordinator's quote must bind (default: a fresh random one).")
     var nonce: String?
 
@@ -60,6 +72,13 @@ struct ConnectionOptions: ParsableArguments {
 
     @Flag(help: "Print results as JSON.")
     var json = false
+
+    func validate() throws {
+        if saveSGXQuote != nil, eraConfig == nil || insecure {
+            throw ValidationError(
+                "--save-sgx-quote needs --era-config: the quote is fetched only when the Coordinator is verified")
+        }
+    }
 
     /// The subject name of a Coordinator's root certificate.
     static let rootName = "MarbleRun Coordinator"
@@ -123,10 +142,9 @@ struct ConnectionOptions: ParsableArguments {
         else { throw CLIError("the Coordinator's quote answer is malformed") }
         var policy = era.policy
         if let acceptedTCBStatuses {
-            policy.acceptedTCBStatuses = acceptedTCBStatuses.split(separator: ",").map {
-                TCBStatus(rawValue: String($0).trimmingCharacters(in: .whitespaces))
-            }
+            policy.acceptedTCBStatuses = Self.list(acceptedTCBStatuses).map(TCBStatus.init(rawValue:))
         }
+        if let acceptedAdvisories { policy.acceptedAdvisories = Self.list(acceptedAdvisories) }
         let root: Certificate
         do {
             let answer = try CoordinatorQuote(chainPEM: chainText, quote: Array(quoteBytes))
@@ -138,7 +156,19 @@ struct ConnectionOptions: ParsableArguments {
         } catch let error as AttestationError {
             throw CLIError("the Coordinator's quote does not verify: \(error.message) [\(error.code)]")
         }
+        if let saveSGXQuote {
+            do {
+                try quoteBytes.write(to: URL(fileURLWithPath: saveSGXQuote))
+            } catch {
+                throw CLIError("cannot write the quote to \(saveSGXQuote): \(error.localizedDescription)")
+            }
+        }
         return root
+    }
+
+    /// A comma-separated flag's items, trimmed, empty ones dropped.
+    private static func list(_ text: String) -> [String] {
+        text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
 
     /// The verifier and collateral for the Coordinator's quote: the simulated platform's root (and

@@ -67,30 +67,119 @@ struct ManifestSetCommand: AsyncParsableCommand {
     }
 }
 
-/// `marblerun manifest get ADDR`
+/// `marblerun manifest get ADDR [-s] [-u] [--keep-cert] [-o FILE]`
 struct ManifestGetCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "get", abstract: "Print the Coordinator's manifest after checking the root key's signature on it.")
+        commandName: "get", abstract: "Print the Coordinator's manifest after checking the root key's signature on it.",
+        discussion: """
+            -u applies the package updates of the verified update log since the manifest was set \
+            (each package's SecurityVersion as the Coordinator enforces it); -s wraps the output as \
+            {"ManifestSignature": FINGERPRINT, "ManifestSignatureRootECDSA": BASE64, "Manifest": …}, \
+            as MarbleRun prints it.
+            """)
 
     @Argument(help: "The Coordinator's client API, HOST:PORT.") var address: String
 
     @OptionGroup var connection: ConnectionOptions
     @Option(name: [.customShort("o"), .long], help: "Write the manifest to this file.") var output: String?
+    @Flag(name: [.customShort("s"), .long], help: "Also print the manifest's fingerprint and root signature.")
+    var signature = false
+    @Flag(
+        name: [.customShort("u"), .customLong("display-update")],
+        help: "Apply the package updates recorded in the verified update log.")
+    var displayUpdate = false
+    @OptionGroup var keepCert: KeepCertOption
+
+    func validate() throws {
+        try keepCert.validate(connection)
+        if displayUpdate, connection.insecure {
+            throw ValidationError("--display-update reads the signed update log, which -i cannot check")
+        }
+    }
 
     func run() async throws {
         let client = try await connection.connect(address)
         let answer = try await client.call(.GET, "/api/v2/manifest")
-        guard let manifest = answer["manifest"]?.bytes else { throw CLIError("no manifest is set yet") }
+        guard var manifest = answer["manifest"]?.bytes else { throw CLIError("no manifest is set yet") }
+        let rootSignature = answer["manifestSignatureRootECDSA"]?.bytes
         if let root = client.root {
-            guard let signature = answer["manifestSignatureRootECDSA"]?.bytes,
-                RootSignature.isValid(signature, over: manifest, root: root)
+            guard let rootSignature, RootSignature.isValid(rootSignature, over: manifest, root: root)
             else { throw CLIError("the manifest's signature does not verify with the Coordinator's root key") }
+        }
+        if displayUpdate, let root = client.root {
+            let log = try await client.call(.GET, "/api/v2/update")
+            guard case .array(let values)? = log["updateLog"] else { throw CLIError("the update log is malformed") }
+            let entries: [AuditEntry]
+            do {
+                entries = try AuditLog.verify(values.compactMap(\.stringValue).map { Array($0.utf8) }, root: root)
+            } catch {
+                throw CLIError(error.description)
+            }
+            manifest = try ManifestUpdates.applying(entries, to: manifest)
         }
         if connection.json {
             emit(answer, text: "", json: true)
-        } else {
-            try MarblerunCLI.output(manifest, to: output)
+            return
         }
+        if signature {
+            // The fingerprint of the manifest as set, as MarbleRun prints it (also with -u).
+            let fingerprint = answer["manifestFingerprint"]?.stringValue ?? ""
+            let wrapped =
+                #"{"ManifestSignature":"\#(fingerprint)","ManifestSignatureRootECDSA":"\#(rootSignature.map { Data($0).base64EncodedString() } ?? "")","Manifest":"#
+            manifest = Array(wrapped.utf8) + manifest + Array("}\n".utf8)
+        }
+        try MarblerunCLI.output(manifest, to: output)
+    }
+}
+
+/// MarbleRun's `--keep-cert`: keep the verified root in `--coordinator-cert`. This CLI keeps it
+/// whenever `--era-config` verifies, so the flag's one effect is to refuse an unverified run.
+struct KeepCertOption: ParsableArguments {
+    @Flag(
+        name: .customLong("keep-cert"),
+        help:
+            "Keep the verified root in --coordinator-cert (always done after --era-config verifies; refuses -i)."
+    )
+    var keepCert = false
+
+    func validate(_ connection: ConnectionOptions) throws {
+        if keepCert, connection.insecure { throw ValidationError("--keep-cert needs a verified Coordinator, not -i") }
+    }
+}
+
+/// The manifest as the Coordinator enforces it: package updates from the update log applied.
+enum ManifestUpdates {
+    /// Sets `Packages.NAME.SecurityVersion` for every package update after the manifest was set
+    /// (or last replaced by a full update); the rest of the document keeps its order.
+    static func applying(_ entries: [AuditEntry], to manifest: [UInt8]) throws -> [UInt8] {
+        let start = entries.lastIndex { [AuditEvent.manifestSet, AuditEvent.updateApplied].contains($0.event) } ?? -1
+        var versions: [(String, String)] = []
+        for entry in entries[(start + 1)...] where entry.event == AuditEvent.packageUpdated {
+            guard let name = entry.details["package"], let version = entry.details["securityVersion"],
+                UInt16(version) != nil
+            else { throw CLIError("update log line \(entry.sequence) names no package and SecurityVersion") }
+            versions.append((name, version))
+        }
+        guard !versions.isEmpty else { return manifest }
+        guard case .object(var members) = try? JSONParser().parse(manifest),
+            let packagesIndex = members.firstIndex(where: { $0.key.lowercased() == "packages" }),
+            case .object(var packages) = members[packagesIndex].value
+        else { throw CLIError("the manifest has no Packages object to apply updates to") }
+        for (name, version) in versions {
+            guard let index = packages.firstIndex(where: { $0.key == name }),
+                case .object(var fields) = packages[index].value
+            else {
+                throw CLIError("the update log updates package \(name.prefix(64)), which the manifest does not have")
+            }
+            if let field = fields.firstIndex(where: { $0.key.lowercased() == "securityversion" }) {
+                fields[field].value = .number(version)
+            } else {
+                fields.append(JSONMember("SecurityVersion", .number(version)))
+            }
+            packages[index].value = .object(fields)
+        }
+        members[packagesIndex].value = .object(packages)
+        return JSONValue.object(members).serialized()
     }
 }
 
@@ -102,6 +191,9 @@ struct ManifestVerifyCommand: AsyncParsableCommand {
     @Argument(help: "The manifest file you expect.") var file: String
     @Argument(help: "The Coordinator's client API, HOST:PORT.") var address: String
     @OptionGroup var connection: ConnectionOptions
+    @OptionGroup var keepCert: KeepCertOption
+
+    func validate() throws { try keepCert.validate(connection) }
 
     func run() async throws {
         let expected = ManifestDocument.fingerprint(of: try manifestJSON(file))

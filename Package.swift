@@ -187,7 +187,7 @@ let package = Package(
         .executableTarget(
             name: "coordinator",
             dependencies: [
-                "CoordinatorServer", "CoordinatorCore", "Attestation", "AttestationPCCS",
+                "CoordinatorServer", "CoordinatorCore", "Attestation", "AttestationPCCS", "JSONText",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

@@ -28,6 +28,7 @@ struct ClientAPI: Sendable {
     let quoteIssuer: any QuoteIssuer
     let maximumBodySize: Int
     let logger: Logger
+    var refusalLogLevel = Logger.Level.debug
     /// Nonces are echoed into report data after hashing; a limit keeps requests cheap.
     static let maximumNonceSize = 1024
 
@@ -61,7 +62,9 @@ struct ClientAPI: Sendable {
 
     func router() -> Router<ClientRequestContext> {
         let router = Router(context: ClientRequestContext.self)
-        router.add(middleware: JSendMiddleware(allowedMethods: Self.allowedMethods, logger: logger))
+        router.add(
+            middleware: JSendMiddleware(
+                allowedMethods: Self.allowedMethods, logger: logger, refusalLogLevel: refusalLogLevel))
         router.add(middleware: SynchronizeMiddleware(coordinator: coordinator))
         router.get(RouterPath(OpenAPIDocument.path)) { _, _ in OpenAPIDocument.response() }
         router.get("/api/v2/status") { _, _ in try await JSend.success(status(v1: false)) }
@@ -179,6 +182,7 @@ struct JSendMiddleware<Context: RequestContext>: RouterMiddleware {
     /// Every path the API answers, with its methods.
     let allowedMethods: [String: [HTTPRequest.Method]]
     let logger: Logger
+    let refusalLogLevel: Logger.Level
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
         async throws -> Response
@@ -214,6 +218,14 @@ struct JSendMiddleware<Context: RequestContext>: RouterMiddleware {
             response = JSend.failure(.internalServerError, "internal error")
         }
         let route = allowedMethods[request.uri.path] != nil ? request.uri.path : "other"
+        if (400..<500).contains(response.status.code) {
+            // The path as routed (never the query, which may carry a nonce) and the status.
+            logger.log(
+                level: refusalLogLevel, "request refused",
+                metadata: [
+                    "path": "\(route)", "method": "\(request.method.rawValue)", "status": "\(response.status.code)",
+                ])
+        }
         Timer(
             label: "coordinator_http_request_duration_seconds",
             dimensions: [

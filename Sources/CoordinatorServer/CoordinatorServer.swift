@@ -134,7 +134,7 @@ public struct CoordinatorServer: Sendable {
         let keyDER = pki.rootKey.derRepresentation
         let api = ClientAPI(
             coordinator: coordinator, quoteIssuer: quoteIssuer, maximumBodySize: configuration.maximumBodySize,
-            logger: logger)
+            logger: logger, refusalLogLevel: configuration.httpErrorLogLevel)
         let client = try clientApplication(api.router(), certificate: rootDER, key: keyDER)
 
         var transportConfig = Self.meshTransportConfiguration(configuration)

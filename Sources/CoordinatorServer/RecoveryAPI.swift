@@ -21,6 +21,7 @@ struct RecoveryAPI: Sendable {
     let manifestOptions: ManifestOptions
     /// Discards the sealed state and sets `manifest` on a new one (the explicit overwrite).
     let overwrite: @Sendable (_ manifest: [UInt8]) async throws -> Coordinator.ManifestResult
+    let refusalLogLevel: Logger.Level
     /// MarbleRun reads at most 20 KiB of a recovery request.
     static let maximumBodySize = 20 << 10
 
@@ -38,7 +39,9 @@ struct RecoveryAPI: Sendable {
 
     func router() -> Router<ClientRequestContext> {
         let router = Router(context: ClientRequestContext.self)
-        router.add(middleware: JSendMiddleware(allowedMethods: Self.allowedMethods, logger: logger))
+        router.add(
+            middleware: JSendMiddleware(
+                allowedMethods: Self.allowedMethods, logger: logger, refusalLogLevel: refusalLogLevel))
         router.get(RouterPath(OpenAPIDocument.path)) { _, _ in OpenAPIDocument.response() }
         router.get("/api/v2/status") { _, _ in JSend.success(status(v1: false)) }
         router.get("/status") { _, _ in JSend.success(status(v1: true)) }
@@ -161,7 +164,8 @@ extension CoordinatorServer {
         let der = try certificate.derBytes()
         let api = RecoveryAPI(
             recovery: recovery, quoteIssuer: quoteIssuer, certificate: der, logger: logger,
-            manifestOptions: ManifestOptions(strict: configuration.strictManifest), overwrite: overwrite)
+            manifestOptions: ManifestOptions(strict: configuration.strictManifest), overwrite: overwrite,
+            refusalLogLevel: configuration.httpErrorLogLevel)
         let client = try clientApplication(api.router(), certificate: der, key: Array(key.derRepresentation))
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(

@@ -2,6 +2,7 @@ import Attestation
 import AttestationPCCS
 import CoordinatorCore
 import Foundation
+import Logging
 import X509
 
 /// A `host:port` to listen on, written as Go does (`:4433` listens on every interface).
@@ -70,6 +71,9 @@ public struct ServerConfiguration: Sendable {
     public var dnsNames = ["localhost"]
     public var curve = CACurve.p256
     public var strictManifest = false
+    /// The level at which the client API logs the requests it refuses (4xx answers: a bad body,
+    /// a missing certificate, a forbidden call); server errors (5xx) are always errors.
+    public var httpErrorLogLevel = Logger.Level.debug
     /// Largest request body the REST API reads; a base64 manifest of the 8 MiB limit fits.
     public var maximumBodySize = 12 << 20
     /// Largest gRPC request (a quote, a CSR and two names).

@@ -86,7 +86,19 @@ struct CoordinatorCommand: AsyncParsableCommand {
     var curve: String?
     @Flag(help: "Refuse manifests with unknown fields instead of warning.")
     var strictManifest = false
-    @Option(help: "Log level: trace, debug, info, notice, warning, error (EDG_LOG_LEVEL).")
+    @Option(
+        help:
+            "Log format: text, or json for one JSON object per line with stable keys (EDG_LOG_FORMAT)."
+    )
+    var logFormat: String?
+
+    @Option(
+        help:
+            "Level at which refused client API requests (4xx) are logged (EDG_HTTP_ERROR_LOG_LEVEL, default debug)."
+    )
+    var httpErrorLogLevel: String?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error (EDG_LOG_LEVEL; EDG_DEBUG_LOGGING=1: debug).")
     var logLevel: String?
     @Option(
         help:
@@ -104,14 +116,23 @@ struct CoordinatorCommand: AsyncParsableCommand {
         func setting(_ flag: String?, _ name: String) -> String? {
             flag ?? environment[name].flatMap { $0.isEmpty ? nil : $0 }
         }
-        let level = setting(logLevel, "EDG_LOG_LEVEL") ?? "info"
+        // MarbleRun's EDG_DEBUG_LOGGING turns on debug output unless a level is named.
+        let debugLogging = ["1", "true", "yes", "on"].contains(environment["EDG_DEBUG_LOGGING"]?.lowercased() ?? "")
+        let level = setting(logLevel, "EDG_LOG_LEVEL") ?? (debugLogging ? "debug" : "info")
         guard let logLevel = Logger.Level(rawValue: level) else {
             throw ValidationError("unknown log level \"\(level)\"")
         }
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = logLevel
-            return handler
+        switch setting(logFormat, "EDG_LOG_FORMAT") ?? "text" {
+        case "json":
+            LoggingSystem.bootstrap { label in JSONLogHandler(label: label, level: logLevel) }
+        case "text", "console":
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = logLevel
+                return handler
+            }
+        case let other:
+            throw ValidationError("unknown log format \"\(other.prefix(20))\": use json or text")
         }
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
@@ -156,6 +177,19 @@ struct CoordinatorCommand: AsyncParsableCommand {
         configuration.startupManifest = setting(startupManifest, "EDG_STARTUP_MANIFEST").map(URL.init(fileURLWithPath:))
         configuration.simulationDirectory = setting(simulation, "EDG_COORDINATOR_SIMULATION").map(
             URL.init(fileURLWithPath:))
+        // MarbleRun's OE_SIMULATION=1: simulation, with the platform kept in the seal directory.
+        let oeSimulation = environment["OE_SIMULATION"] == "1"
+        if oeSimulation, configuration.simulationDirectory == nil {
+            configuration.simulationDirectory = configuration.sealDirectory.appendingPathComponent("simulation")
+        }
+        if let text = setting(httpErrorLogLevel, "EDG_HTTP_ERROR_LOG_LEVEL") {
+            guard let value = Logger.Level(rawValue: text.lowercased()) else {
+                throw ValidationError(
+                    "unknown HTTP error log level \"\(text.prefix(20))\": use trace, debug, info, notice, warning or error"
+                )
+            }
+            configuration.httpErrorLogLevel = value
+        }
         if let path = setting(gramineDir, "EDG_COORDINATOR_GRAMINE_DIR") {
             configuration.gramineDirectory = URL(fileURLWithPath: path)
         }
@@ -198,6 +232,11 @@ struct CoordinatorCommand: AsyncParsableCommand {
         }
 
         let logger = Logger(label: "coordinator")
+        if oeSimulation {
+            logger.warning(
+                "OE_SIMULATION=1: simulation mode (no enclave, no security); the simulated platform is kept in the seal directory",
+                metadata: ["directory": "\(configuration.simulationDirectory?.path ?? "")"])
+        }
         do {
             try await CoordinatorServer(configuration: configuration, logger: logger).run(metrics: registry)
         } catch {

@@ -69,6 +69,9 @@ struct YAMLConverter {
         case Tag.Name.bool.rawValue:
             if let value = node.bool { return .bool(value) }
         case Tag.Name.int.rawValue:
+            // YAML 1.1's base-60 integers ("190:20:30") stay text, as go-yaml keeps them; Yams
+            // computes them without overflow checks and traps on a long one.
+            if scalar.string.contains(":") { return .string(scalar.string) }
             if let value = node.int { return .number(String(value)) }
             // Beyond Int (a UInt64 maximum, say): decimal digits are a JSON number as they stand.
             let text = scalar.string

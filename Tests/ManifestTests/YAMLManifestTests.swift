@@ -56,4 +56,15 @@ import Testing
         #expect(found.code == .syntax)
         #expect(found.message.contains("line"), "\(found.message)")
     }
+
+    /// YAML 1.1's base-60 integers ("190:20:30"): Yams computes them without overflow checks
+    /// and trapped on the fuzzer's "-222220222222220222:2"
+    /// (`Fuzz/Regressions/manifest/yaml-sexagesimal-int-overflow`). They stay text, as MarbleRun's
+    /// YAML reader (go-yaml) keeps them.
+    @Test(arguments: ["-222220222222220222:2", "190:20:30", "99999999999999999999:59:59"])
+    func baseSixtyIntegersStayText(text: String) throws {
+        let document = ManifestDocument.parse(Array("Packages:\n  app:\n    ProductID: \(text)\n".utf8))
+        let value = try JSONParser().parse(document.jsonBytes)
+        #expect(value["Packages"]?["app"]?["ProductID"] == .string(text))
+    }
 }

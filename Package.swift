@@ -55,11 +55,20 @@ let package = Package(
         .systemLibrary(name: "CPKCS11", path: "Sources/CPKCS11"),
         // Keys in a PKCS #11 token (an HSM, a smart card, SoftHSM2): find, sign, decrypt.
         .target(name: "PKCS11", dependencies: ["CPKCS11", "JSONText"]),
+        // One cluster statement, kept and checked offline: its format and its verifier.
+        .target(
+            name: "ClusterStatement",
+            dependencies: [
+                "Attestation", "AuditLog", "Manifest", "JSONText",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+            ]),
         // The `marblerun` command's commands, as a library so tests can drive them.
         .target(
             name: "MarblerunCLI",
             dependencies: [
                 "Manifest",
+                "ClusterStatement",
                 "AuditLog",
                 "Attestation",
                 "AttestationPCCS",

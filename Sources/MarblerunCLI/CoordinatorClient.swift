@@ -17,6 +17,16 @@ struct CLIError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
+/// A Coordinator's verified quote and everything it was verified with.
+struct CoordinatorEvidence {
+    var root: Certificate
+    var chainPEM: String
+    var quote: [UInt8]
+    var collateral: Collateral
+    var verifier: QuoteVerifier
+    var policy: PackagePolicy
+}
+
 /// How the CLI reaches a Coordinator and decides to trust it (MarbleRun's global flags).
 struct ConnectionOptions: ParsableArguments {
     @Option(
@@ -133,6 +143,12 @@ struct ConnectionOptions: ParsableArguments {
         } else {
             nonceBytes = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
         }
+        return try await evidence(era, baseURL: baseURL, nonce: nonceBytes).root
+    }
+
+    /// The Coordinator's quote over `nonce`, verified as ``verify(_:baseURL:)`` does, with what
+    /// it was verified with.
+    func evidence(_ era: EraConfig, baseURL: String, nonce nonceBytes: [UInt8]) async throws -> CoordinatorEvidence {
         let unverified = try CoordinatorClient(baseURL: baseURL, root: nil, identity: nil)
         let data = try await unverified.call(.GET, "/api/v2/quote?nonce=\(CoordinatorQuote.nonceParameter(nonceBytes))")
         guard case .object(let members) = data,
@@ -146,9 +162,11 @@ struct ConnectionOptions: ParsableArguments {
         }
         if let acceptedAdvisories { policy.acceptedAdvisories = Self.list(acceptedAdvisories) }
         let root: Certificate
+        let verifier: QuoteVerifier
+        let collateral: Collateral
         do {
             let answer = try CoordinatorQuote(chainPEM: chainText, quote: Array(quoteBytes))
-            let (verifier, collateral) = try await trust(for: answer.quote)
+            (verifier, collateral) = try await trust(for: answer.quote)
             root = try answer.verifiedRoot(
                 nonce: nonceBytes, policy: policy, verifier: verifier, collateral: collateral)
         } catch let error as AttestationError where error.code == .policy {
@@ -163,7 +181,16 @@ struct ConnectionOptions: ParsableArguments {
                 throw CLIError("cannot write the quote to \(saveSGXQuote): \(error.localizedDescription)")
             }
         }
-        return root
+        return CoordinatorEvidence(
+            root: root, chainPEM: chainText, quote: Array(quoteBytes), collateral: collateral, verifier: verifier,
+            policy: policy)
+    }
+
+    /// The verifier for quotes of the Coordinator's platform: the simulated platform's root with
+    /// `--simulation`, else Intel's.
+    func quoteVerifier() throws -> QuoteVerifier {
+        guard let simulation else { return QuoteVerifier() }
+        return try SimulatedPlatform.load(from: URL(fileURLWithPath: simulation)).verifier
     }
 
     /// A comma-separated flag's items, trimmed, empty ones dropped.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import AuditLog
+import ClusterStatement
 import Crypto
 import Foundation
 import JSONText
@@ -342,17 +343,6 @@ struct ManifestUpdateCommand: AsyncParsableCommand {
 /// The root key's ECDSA signature (ASN.1 DER) over SHA-256 of some bytes.
 enum RootSignature {
     static func isValid(_ signature: [UInt8], over bytes: [UInt8], root: Certificate) -> Bool {
-        let digest = SHA256.hash(data: bytes)
-        if let key = P256.Signing.PublicKey(root.publicKey),
-            let parsed = try? P256.Signing.ECDSASignature(derRepresentation: signature)
-        {
-            return key.isValidSignature(parsed, for: digest)
-        }
-        if let key = P384.Signing.PublicKey(root.publicKey),
-            let parsed = try? P384.Signing.ECDSASignature(derRepresentation: signature)
-        {
-            return key.isValidSignature(parsed, for: digest)
-        }
-        return false
+        StatementVerifier.isValidRootSignature(signature, over: bytes, root: root)
     }
 }

@@ -15,7 +15,7 @@ public struct MarblerunCommand: AsyncParsableCommand {
             """,
         subcommands: [
             ManifestCommand.self, CertificateCommand.self, SecretCommand.self, StatusCommand.self, RecoverCommand.self,
-            RecoverWithSignatureCommand.self,
+            RecoverWithSignatureCommand.self, AttestCommand.self, VerifyStatementCommand.self,
             CheckCommand.self, PackageInfoCommand.self, QuoteCommand.self, SimulationCommand.self, VersionCommand.self,
             InstallCommand.self, UninstallCommand.self, PrecheckCommand.self,
         ]

@@ -65,6 +65,10 @@ struct SecretCommand: AsyncParsableCommand {
         @Argument(help: "Secret names, then the Coordinator's client API, HOST:PORT.") var arguments: [String]
         @OptionGroup var connection: ConnectionOptions
         @OptionGroup var user: UserOptions
+        @Option(
+            name: [.customShort("o"), .long],
+            help: "Write the secrets (JSON, as the Coordinator sends them) to this file, mode 0600.")
+        var output: String?
 
         func run() async throws {
             guard arguments.count >= 2, let address = arguments.last else {
@@ -76,6 +80,11 @@ struct SecretCommand: AsyncParsableCommand {
             let answer = try await connection.connect(address, identity: user.identity).call(
                 .GET, "/api/v2/secrets?\(query)")
             guard let secrets = answer["secrets"] else { throw CLIError("the answer holds no secrets") }
+            if let output {
+                try MarblerunCLI.output(secrets.serialized() + [UInt8(ascii: "\n")], to: output, mode: 0o600)
+                FileHandle.standardError.write(Data("wrote \(names.count) secret(s) to \(output)\n".utf8))
+                return
+            }
             emit(secrets, text: Self.describe(secrets), json: connection.json)
         }
 

@@ -46,6 +46,17 @@ import Testing
         #expect(try await session.run(["secret", "set", secrets, session.address] + writer).status == 0)
         let forbidden = try await session.run(["secret", "get", "userKey", session.address] + writer)
         #expect(forbidden.status != 0)
+        // secret get -o: the secrets JSON in a 0600 file, nothing on standard output.
+        let reader = [
+            "-c", try session.file("r.crt", users[1].certificatePEM), "-k", try session.file("r.key", users[1].keyPEM),
+        ]
+        let secretsFile = coordinator.directory.appendingPathComponent("secrets-out.json").path
+        let saved = try await session.run(["secret", "get", "userKey", session.address, "-o", secretsFile] + reader)
+        #expect(saved.status == 0 && saved.stdout.isEmpty, "\(saved.stderr)")
+        let written = try JSONParser().parse(Array(try Data(contentsOf: URL(fileURLWithPath: secretsFile))))
+        #expect(written["userKey"]?["Private"]?.stringValue == secretValue)
+        let mode = try FileManager.default.attributesOfItem(atPath: secretsFile)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
         _ = await coordinator.stop()
 
         let log = try String(contentsOf: coordinator.logFile, encoding: .utf8)

@@ -40,7 +40,7 @@ public enum UserManifest {
 
     public static func bytes(
         signerID: [UInt8], admin: TestUser, reader: TestUser, writer: TestUser, updaters: [TestUser] = [],
-        updateThreshold: Int = 0, greeting: String = "hello", recoveryKeys: [TestRecoveryKey] = [],
+        updateThreshold: Int = 0, greeting: String = "hello", recoveryKeys: [any ManifestRecoveryKey] = [],
         recoveryThreshold: Int = 0, featureGates: [String] = [], maxActivations: Int = 0,
         probeMaxActivations: Int = 0
     ) -> [UInt8] {
@@ -94,9 +94,26 @@ public enum UserManifest {
     }
 }
 
+/// An entry of a manifest's `RecoveryKeys`: the holder's name and the public half of their key.
+public protocol ManifestRecoveryKey: Sendable {
+    var name: String { get }
+    var publicKeyPEM: String { get }
+}
+
+/// A recovery key whose private half is elsewhere (in a token): only what the manifest lists.
+public struct RecoveryPublicKey: ManifestRecoveryKey {
+    public let name: String
+    public let publicKeyPEM: String
+
+    public init(name: String, publicKeyPEM: String) {
+        self.name = name
+        self.publicKeyPEM = publicKeyPEM
+    }
+}
+
 /// A recovery key holder for tests: an RSA key pair whose public half goes into the manifest's
 /// `RecoveryKeys`; it decrypts its recovery secret and signs it as MarbleRun's CLI does.
-public struct TestRecoveryKey: Sendable {
+public struct TestRecoveryKey: ManifestRecoveryKey {
     public let name: String
     /// The private key, DER (the key types of _CryptoExtras are not Sendable).
     public let keyDER: [UInt8]

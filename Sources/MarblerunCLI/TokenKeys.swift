@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import PKCS11
+import SwiftASN1
 import X509
 import _CryptoExtras
 
@@ -140,7 +141,41 @@ struct TokenRecoveryKey: RecoveryPrivateKey {
         }
     }
 
+    /// The same PKCS #1 v1.5 signature either way: hashed by the token where it offers
+    /// `CKM_SHA256_RSA_PKCS`, else hashed here and padded by the token (`CKM_RSA_PKCS`), as
+    /// MarbleRun's CLI signs.
     func signature(for message: [UInt8]) throws -> [UInt8] {
-        try onToken { () throws(PKCS11Error) in try token.sign(message, with: key, mechanism: .rsaPKCS1SHA256) }
+        do throws(PKCS11Error) {
+            return try token.sign(message, with: key, mechanism: .rsaPKCS1SHA256)
+        } catch {
+            guard error.code == .mechanism else { throw CLIError(error.message) }
+        }
+        let digestInfo = try SHA256DigestInfo(digest: Array(SHA256.hash(data: message))).derBytes()
+        return try onToken { () throws(PKCS11Error) in
+            try token.sign(digestInfo, with: key, mechanism: .rsaPKCS1DigestInfo)
+        }
+    }
+}
+
+/// `DigestInfo ::= SEQUENCE { digestAlgorithm AlgorithmIdentifier, digest OCTET STRING }` for
+/// SHA-256 (RFC 8017, 9.2): what RSASSA-PKCS1-v1_5 pads and signs.
+struct SHA256DigestInfo: DERSerializable {
+    static let sha256: ASN1ObjectIdentifier = [2, 16, 840, 1, 101, 3, 4, 2, 1]
+    let digest: [UInt8]
+
+    func serialize(into coder: inout DER.Serializer) throws {
+        try coder.appendConstructedNode(identifier: .sequence) { coder in
+            try coder.appendConstructedNode(identifier: .sequence) { coder in
+                try coder.serialize(Self.sha256)
+                try coder.serialize(ASN1Null())
+            }
+            try coder.serialize(ASN1OctetString(contentBytes: digest[...]))
+        }
+    }
+
+    func derBytes() throws -> [UInt8] {
+        var serializer = DER.Serializer()
+        try serializer.serialize(self)
+        return serializer.serializedBytes
     }
 }

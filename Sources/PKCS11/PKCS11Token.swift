@@ -297,6 +297,9 @@ extension PKCS11Token {
         case ecdsa
         /// RSASSA-PKCS1-v1_5 with SHA-256, hashed by the token.
         case rsaPKCS1SHA256
+        /// RSASSA-PKCS1-v1_5 padding of a DER DigestInfo the caller built (`CKM_RSA_PKCS`): what
+        /// tokens without `CKM_SHA256_RSA_PKCS` (openCryptoki's soft token) sign with.
+        case rsaPKCS1DigestInfo
         /// RSASSA-PSS with SHA-256, MGF1-SHA-256 and a 32-byte salt, hashed by the token.
         case rsaPSSSHA256
         /// RSAES-OAEP with SHA-256 and MGF1-SHA-256, no label.
@@ -307,6 +310,8 @@ extension PKCS11Token {
             case .ecdsa: return try Self.call(CK_MECHANISM_TYPE(CKM_ECDSA), parameter: nil as Int?, body)
             case .rsaPKCS1SHA256:
                 return try Self.call(CK_MECHANISM_TYPE(CKM_SHA256_RSA_PKCS), parameter: nil as Int?, body)
+            case .rsaPKCS1DigestInfo:
+                return try Self.call(CK_MECHANISM_TYPE(CKM_RSA_PKCS), parameter: nil as Int?, body)
             case .rsaPSSSHA256:
                 let parameter = CK_RSA_PKCS_PSS_PARAMS(
                     hashAlg: CK_MECHANISM_TYPE(CKM_SHA256), mgf: CK_RSA_PKCS_MGF_TYPE(CKG_MGF1_SHA256), sLen: 32)

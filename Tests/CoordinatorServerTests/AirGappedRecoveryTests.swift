@@ -16,9 +16,20 @@ import _CryptoExtras
         let session: Session
         let connection: [String]
         let secrets: [String: String]
+
+        /// `marblerun status` until the Coordinator is running (state 3), by deadline; the last answer.
+        func waitUntilRunning() async throws -> ProcessRunner.Result {
+            let deadline = ContinuousClock.now + .seconds(30)
+            var running = try await session.run(["status", session.address] + connection)
+            while ContinuousClock.now < deadline, !running.stdout.hasPrefix("3:") {
+                try await Task.sleep(for: .milliseconds(200))
+                running = try await session.run(["status", session.address] + connection)
+            }
+            return running
+        }
     }
 
-    static func recoveryMode(holders: [TestRecoveryKey]) async throws -> InRecovery {
+    static func recoveryMode(holders: [any ManifestRecoveryKey]) async throws -> InRecovery {
         let coordinator = try CoordinatorProcess()
         try await coordinator.start()
         let session = Session(coordinator: coordinator)
@@ -128,12 +139,7 @@ import _CryptoExtras
             ["recover-with-signature", carolFiles.0, session.address, "-s", carolFiles.1] + recovery.connection)
         #expect(second.status == 0 && second.stdout.contains("Recovery successful"), "\(second.stdout)\(second.stderr)")
 
-        let deadline = ContinuousClock.now + .seconds(30)
-        var running = try await session.run(["status", session.address] + recovery.connection)
-        while ContinuousClock.now < deadline, !running.stdout.hasPrefix("3:") {
-            try await Task.sleep(for: .milliseconds(200))
-            running = try await session.run(["status", session.address] + recovery.connection)
-        }
+        let running = try await recovery.waitUntilRunning()
         #expect(running.stdout.hasPrefix("3:"), "\(running.stdout)\(running.stderr)")
         #expect(await session.coordinator.stop() == 0)
     }

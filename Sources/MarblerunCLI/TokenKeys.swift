@@ -82,9 +82,7 @@ struct TokenTLSKey: NIOSSLCustomPrivateKey, Hashable {
             return try onToken { () throws(PKCS11Error) in try token.sign(message, with: key, mechanism: .rsaPSSSHA256)
             }
         case .rsaPkcs1Sha256 where kind == .rsa:
-            return try onToken { () throws(PKCS11Error) in
-                try token.sign(message, with: key, mechanism: .rsaPKCS1SHA256)
-            }
+            return try token.pkcs1SHA256Signature(of: message, with: key)
         default:
             throw CLIError("the TLS handshake asked the token's key for \(algorithm), which it does not offer")
         }
@@ -132,7 +130,7 @@ struct TokenRecoveryKey: RecoveryPrivateKey {
         } catch {
             if error.code == .mechanism {
                 throw CLIError(
-                    "the token cannot decrypt RSA-OAEP with SHA-256, which RecoverySecrets are encrypted with (\(error.message)); SoftHSM2 before 2.7 offers OAEP with SHA-1 only"
+                    "the token cannot decrypt RSA-OAEP with SHA-256, which RecoverySecrets are encrypted with (\(error.message)); SoftHSM2 before 2.7 offers OAEP with SHA-1 only; keep the recovery key in a token that has it (openCryptoki's soft token has)"
                 )
             }
             throw CLIError(
@@ -141,18 +139,24 @@ struct TokenRecoveryKey: RecoveryPrivateKey {
         }
     }
 
-    /// The same PKCS #1 v1.5 signature either way: hashed by the token where it offers
-    /// `CKM_SHA256_RSA_PKCS`, else hashed here and padded by the token (`CKM_RSA_PKCS`), as
-    /// MarbleRun's CLI signs.
     func signature(for message: [UInt8]) throws -> [UInt8] {
+        try token.pkcs1SHA256Signature(of: message, with: key)
+    }
+}
+
+extension PKCS11Token {
+    /// RSASSA-PKCS1-v1_5 with SHA-256 by `key`, the same bytes either way: hashed by the token
+    /// where it offers `CKM_SHA256_RSA_PKCS`, else hashed here and padded by the token
+    /// (`CKM_RSA_PKCS` over the DigestInfo), as MarbleRun's CLI signs.
+    func pkcs1SHA256Signature(of message: [UInt8], with key: Object) throws -> [UInt8] {
         do throws(PKCS11Error) {
-            return try token.sign(message, with: key, mechanism: .rsaPKCS1SHA256)
+            return try sign(message, with: key, mechanism: .rsaPKCS1SHA256)
         } catch {
             guard error.code == .mechanism else { throw CLIError(error.message) }
         }
         let digestInfo = try SHA256DigestInfo(digest: Array(SHA256.hash(data: message))).derBytes()
         return try onToken { () throws(PKCS11Error) in
-            try token.sign(digestInfo, with: key, mechanism: .rsaPKCS1DigestInfo)
+            try sign(digestInfo, with: key, mechanism: .rsaPKCS1DigestInfo)
         }
     }
 }

@@ -135,6 +135,12 @@ struct TestToken {
         return text
     }
 
+    /// A recovery holder's RSA-2048 key made inside the token, as the manifest lists it.
+    func recoveryKey(name: String, id: String, label: String) async throws -> RecoveryPublicKey {
+        try await generateKeyPair(type: "rsa:2048", id: id, label: label)
+        return RecoveryPublicKey(name: name, publicKeyPEM: try await rsaPublicKeyPEM(label: label))
+    }
+
     /// The public half of the token's key `label` (PEM SubjectPublicKeyInfo).
     func rsaPublicKeyPEM(label: String) async throws -> String {
         let der = directory.appendingPathComponent("\(label)-public.der").path
@@ -271,9 +277,7 @@ extension PKCS11Tests {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("hsm-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
         let token = try await TestToken.softHSM(directory: directory)
-        try await token.generateKeyPair(type: "rsa:2048", id: "73", label: "holder-key")
-        let holder = RecoveryPublicKey(
-            name: "holder", publicKeyPEM: try await token.rsaPublicKeyPEM(label: "holder-key"))
+        let holder = try await token.recoveryKey(name: "holder", id: "73", label: "holder-key")
         let recovery = try await AirGappedRecoveryTests.recoveryMode(holders: [holder])
         let session = recovery.session
         let secret = try session.file("holder.secret", recovery.secrets["holder"] ?? "")
@@ -300,11 +304,9 @@ struct PKCS11RecoveryTests {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ock-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }
         let token = try await TestToken.openCryptoki(directory: directory)
-        try await token.generateKeyPair(type: "rsa:2048", id: "71", label: "online-key")
-        try await token.generateKeyPair(type: "rsa:2048", id: "72", label: "offline-key")
         let holders = [
-            RecoveryPublicKey(name: "online", publicKeyPEM: try await token.rsaPublicKeyPEM(label: "online-key")),
-            RecoveryPublicKey(name: "offline", publicKeyPEM: try await token.rsaPublicKeyPEM(label: "offline-key")),
+            try await token.recoveryKey(name: "online", id: "71", label: "online-key"),
+            try await token.recoveryKey(name: "offline", id: "72", label: "offline-key"),
         ]
         let recovery = try await AirGappedRecoveryTests.recoveryMode(holders: holders)
         let session = recovery.session
